@@ -1,0 +1,101 @@
+# Everyday commands. A fresh machine needs Docker (with Compose v2), Python 3.11
+# and make: everything else (uv, the Python environment from uv.lock, .env and
+# its secrets) is created on first use.
+#
+#   make up      start the stack, return when every service is healthy
+#   make test    run every test (unit, integration, end-to-end against a real stack)
+#   make dev     both code locations in `dagster dev` + the sample API, no Docker
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+COMPOSE ?= docker compose
+UP_TIMEOUT ?= 300
+DEV_API_PORT ?= 8090
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+# --- tooling -------------------------------------------------------------------
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml $(wildcard */*/pyproject.toml)
+	$(UV) sync --frozen --all-packages
+	@touch $@
+
+.PHONY: venv
+venv: $(VENV)/.synced ## create/update .venv from uv.lock (all projects + dev tools)
+
+.PHONY: lock
+lock: $(UV) ## re-resolve uv.lock after changing a pyproject.toml (e.g. a Dagster upgrade)
+	$(UV) lock
+
+# --- the stack -------------------------------------------------------------------
+.env:
+	$(PYTHON) deploy/scripts/init_env.py
+
+.PHONY: env
+env: ## create .env and .secrets/htpasswd with random secrets (never overwrites)
+	$(PYTHON) deploy/scripts/init_env.py
+
+.PHONY: up
+up: env ## build and start the stack; return when every service is healthy
+	@$(COMPOSE) up --detach --build --wait --wait-timeout $(UP_TIMEOUT) || { \
+	  $(COMPOSE) ps --all; $(COMPOSE) logs --tail=40; \
+	  echo "make up: the stack did not become healthy (see the logs above)" >&2; exit 1; }
+	@$(PYTHON) deploy/scripts/print_access.py
+
+.PHONY: down
+down: ## stop the stack (volumes, i.e. run history and exports, are kept)
+	$(COMPOSE) down --remove-orphans
+
+.PHONY: logs
+logs: ## follow the logs of every service
+	$(COMPOSE) logs --follow --tail=100
+
+.PHONY: ps
+ps: ## the services and their health
+	$(COMPOSE) ps --all
+
+.PHONY: exports
+exports: ## copy the exported CSVs from the stack's volume to ./exports (as your user)
+	@mkdir -p exports
+	$(COMPOSE) run --rm --no-deps --user "$$(id -u):$$(id -g)" copy_exports
+	@echo "make exports: copied to ./exports"
+
+.PHONY: ui-user
+ui-user: ## add a UI user or change its password: make ui-user NAME=alice [PASSWORD=...]
+	@test -n "$(NAME)" || { echo "usage: make ui-user NAME=alice [PASSWORD=...]" >&2; exit 2; }
+	$(PYTHON) deploy/scripts/init_env.py add-user "$(NAME)" $(if $(PASSWORD),--password "$(PASSWORD)")
+	$(COMPOSE) restart gateway
+
+# --- development -------------------------------------------------------------------
+.PHONY: dev
+dev: venv ## both code locations in `dagster dev` (http://127.0.0.1:3000) + the sample API
+	DEV_API_PORT=$(DEV_API_PORT) $(VENV)/bin/python deploy/scripts/dev.py
+
+.PHONY: test
+test: venv ## run every test: unit and integration, then end-to-end against the real stack
+	$(VENV)/bin/pytest libs code_locations deploy/sample_api tests
+
+.PHONY: test-unit
+test-unit: venv ## the tests that need no Docker
+	$(VENV)/bin/pytest libs code_locations deploy/sample_api
+
+.PHONY: test-e2e
+test-e2e: venv ## the end-to-end tests only (builds and runs an isolated stack)
+	$(VENV)/bin/pytest tests
+
+.PHONY: check
+check: venv ## validate both locations' definitions with Dagster's own tools
+	cd code_locations/simple_ops && SOURCE_API_URL=http://127.0.0.1:1 EXPORTS_DIR=/tmp ../../$(VENV)/bin/dg check defs
+	cd code_locations/modular_assets && SOURCE_API_URL=http://127.0.0.1:1 EXPORTS_DIR=/tmp ../../$(VENV)/bin/dg check defs

@@ -1,0 +1,25 @@
+#!/bin/sh
+# Entry point of every Dagster image (webserver, daemon, code servers, run
+# containers). Supports the Docker-secrets convention: when NAME_FILE is set,
+# NAME is read from that file. Then checks that the instance can be configured.
+set -eu
+
+for name in DAGSTER_PG_PASSWORD; do
+  eval "file=\${${name}_FILE:-}"
+  if [ -n "$file" ]; then
+    if [ ! -r "$file" ]; then
+      echo "dagster: ${name}_FILE=$file is not a readable file (is the secret mounted?)" >&2
+      exit 78
+    fi
+    value=$(cat "$file")
+    export "$name=$value"
+    unset "${name}_FILE"
+  fi
+done
+
+if [ -z "${DAGSTER_PG_PASSWORD:-}" ]; then
+  echo "dagster: DAGSTER_PG_PASSWORD is empty. Set POSTGRES_PASSWORD in .env (run 'make env') or POSTGRES_PASSWORD_FILE (see README, 'Secrets')." >&2
+  exit 78
+fi
+
+exec "$@"

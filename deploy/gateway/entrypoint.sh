@@ -1,0 +1,21 @@
+#!/bin/sh
+# Renders the nginx config for the configured path prefix, checks that a
+# credentials file is there, then runs nginx (as the unprivileged gateway user).
+set -eu
+HTPASSWD=/run/secrets/htpasswd
+if [ ! -s "$HTPASSWD" ]; then
+  echo "gateway: no credentials in $HTPASSWD. Run 'make env' (creates .secrets/htpasswd) or see README, 'UI users'." >&2
+  exit 1
+fi
+prefix="${DAGSTER_WEBSERVER_PATH_PREFIX:-}"
+prefix="${prefix%/}"
+case "$prefix" in
+  ""|/*) ;;
+  *) echo "gateway: DAGSTER_WEBSERVER_PATH_PREFIX must start with '/', got '$prefix'" >&2; exit 1 ;;
+esac
+# With a prefix, / redirects to it; without one, / is the UI itself.
+redirect=""
+[ -n "$prefix" ] && redirect="    location = / { return 302 ${prefix}/; }"
+sed -e "s#__PREFIX__#${prefix}#g" -e "s#__ROOT_REDIRECT__#${redirect}#" \
+  /etc/nginx/nginx.conf.template > /tmp/nginx.conf
+exec "$@" -c /tmp/nginx.conf
