@@ -83,8 +83,16 @@ ui-user: ## add a UI user or change its password: make ui-user NAME=alice [PASSW
 dev: venv ## both code locations in `dagster dev` (http://127.0.0.1:3000) + the sample API
 	DEV_API_PORT=$(DEV_API_PORT) $(VENV)/bin/python deploy/scripts/dev.py
 
+.PHONY: browser
+browser: ## install Debian's chromium for the browser test (root only; otherwise that test is skipped)
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Debian's chromium for the browser test"; \
+	  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	else echo "note: chromium is not installed; the browser test will be skipped (sudo apt-get install chromium)"; fi
+
 .PHONY: test
-test: venv ## run every test: unit and integration, then end-to-end against the real stack
+test: venv browser ## run every test: unit and integration, then end-to-end against the real stack
 	$(VENV)/bin/pytest libs code_locations deploy/sample_api tests
 
 .PHONY: test-unit
@@ -92,7 +100,7 @@ test-unit: venv ## the tests that need no Docker
 	$(VENV)/bin/pytest libs code_locations deploy/sample_api
 
 .PHONY: test-e2e
-test-e2e: venv ## the end-to-end tests only (builds and runs an isolated stack)
+test-e2e: venv browser ## the end-to-end tests only (builds and runs an isolated stack)
 	$(VENV)/bin/pytest tests
 
 .PHONY: check

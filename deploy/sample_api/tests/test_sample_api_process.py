@@ -1,0 +1,121 @@
+"""The process: start-up output, settings from the CLI and environment, signals, determinism."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from sample_api.__main__ import resolve_settings
+from sample_api.config import Config, SettingError
+from sample_api.testing import SampleApi, running_sample_api
+
+if TYPE_CHECKING:
+    from conftest import Fetch
+
+ALLOWED_MODES = "one of normal, malformed, truncated, drift_missing, drift_renamed, empty, duplicate_ids, wrong_shape"
+SRC_DIR = str(Path(__file__).resolve().parent.parent / "src")
+TIMEOUT = 15
+
+
+def _environment(**variables: str) -> dict[str, str]:
+    """The caller's environment without SAMPLE_API_* variables, plus ``variables`` (port 0 unless given)."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("SAMPLE_API_")}
+    return {**env, "PYTHONPATH": SRC_DIR, "SAMPLE_API_PORT": "0", **variables}
+
+
+def _args(**values: str) -> argparse.Namespace:
+    names = ("host", "port", "quiet", *Config().to_json())
+    return argparse.Namespace(**{name: values.get(name) for name in names})
+
+
+def test_it_prints_one_listening_line_and_exits_0_on_sigterm() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sample_api"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_environment(),
+    )
+    watchdog = threading.Timer(TIMEOUT, process.kill)  # bounds the blocking readline below
+    watchdog.start()
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline().decode()
+        assert re.fullmatch(r"sample-api listening on http://127\.0\.0\.1:[1-9]\d*\n", line)
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=TIMEOUT)
+    finally:
+        watchdog.cancel()
+        process.kill()
+        process.wait()
+
+    assert process.returncode == 0, stderr
+    assert stdout == b""
+
+
+def test_sigterm_stops_a_server_that_has_served_requests(fetch: Fetch) -> None:
+    with running_sample_api() as api:
+        assert fetch(f"{api.url}/posts").status == 200
+        api.process.send_signal(signal.SIGTERM)
+        assert api.process.wait(timeout=TIMEOUT) == 0
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("SAMPLE_API_USERS", "abc", "SAMPLE_API_USERS must be a whole number >= 0, got 'abc'"),
+        ("SAMPLE_API_PORT", "70000", "SAMPLE_API_PORT must be a whole number from 0 to 65535, got '70000'"),
+        ("SAMPLE_API_ERROR_RATE", "2", "SAMPLE_API_ERROR_RATE must be a number from 0.0 to 1.0, got '2'"),
+        ("SAMPLE_API_ERROR_STATUS", "302", "SAMPLE_API_ERROR_STATUS must be a whole number from 400 to 599, got '302'"),
+        ("SAMPLE_API_MODE", "chaos", f"SAMPLE_API_MODE must be {ALLOWED_MODES}, got 'chaos'"),
+        (
+            "SAMPLE_API_QUIET",
+            "maybe",
+            "SAMPLE_API_QUIET must be one of 1, true, yes, on, 0, false, no, off, got 'maybe'",
+        ),
+    ],
+)
+def test_a_bad_environment_variable_exits_2_with_a_one_line_message(variable: str, value: str, message: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "sample_api"],
+        capture_output=True,
+        env=_environment(**{variable: value}),
+        timeout=TIMEOUT,
+    )
+
+    assert result.returncode == 2
+    assert result.stderr.decode() == f"sample-api: {message}\n"
+    assert result.stdout == b""
+
+
+def test_settings_come_from_the_cli_then_the_environment_then_the_defaults() -> None:
+    environ = {"SAMPLE_API_USERS": "3", "SAMPLE_API_SEED": "9", "SAMPLE_API_MODE": " ", "SAMPLE_API_QUIET": "yes"}
+    options, config = resolve_settings(_args(users="5", fault_paths="/posts, /users"), environ)
+
+    assert options == {"host": "127.0.0.1", "port": 8080, "quiet": True}
+    assert config == Config(users=5, seed=9, fault_paths=("/posts", "/users"))
+
+
+def test_a_bad_command_line_value_names_the_option() -> None:
+    with pytest.raises(SettingError, match=r"^--latency-ms must be a whole number >= 0, got '-3'$"):
+        resolve_settings(_args(latency_ms="-3"), {"SAMPLE_API_LATENCY_MS": "10"})
+
+
+def test_the_same_knobs_give_the_same_bytes_in_separate_processes(api: SampleApi, fetch: Fetch) -> None:
+    knobs = {"users": 50, "posts_per_user": 3, "seed": 7}
+    paths = ["/users", "/users/17", "/posts", "/posts/101", "/comments?postId=5", "/comments"]
+    with running_sample_api(**knobs) as first, running_sample_api(**knobs) as second:
+        bodies = [fetch(first.url + path).body for path in paths]
+        assert [fetch(second.url + path).body for path in paths] == bodies
+    api.configure(**knobs)  # changing the size and seed at run time gives the same data too
+    assert [fetch(api.url + path).body for path in paths] == bodies
+    api.configure(seed=8)
+    assert fetch(api.url + "/users").body != bodies[0]

@@ -1,0 +1,54 @@
+"""The end-to-end suite's one stack: built and started once per session, torn down with its volumes.
+
+Set E2E_KEEP_STACK=1 to leave it running after the tests (for debugging).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from stack import ROOT, Stack  # noqa: E402
+
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    if shutil.which("docker") is None or subprocess.run(["docker", "info"], capture_output=True).returncode:
+        pytest.fail("the end-to-end tests need a running Docker engine with Compose v2 (`docker compose`)")
+    stack = Stack(project=os.environ.get("E2E_PROJECT", "dagster-e2e"), workdir=tmp_path_factory.mktemp("stack"))
+    stack.write_env()
+    stack.compose("down", "--volumes", "--remove-orphans", check=False)  # leftovers of an aborted run
+    failed = True
+    try:
+        stack.compose("build", timeout=1200)
+        stack.up()
+        yield stack
+        failed = request.session.testsfailed > 0
+    finally:
+        if failed:
+            report = stack.diagnostics()
+            ARTIFACTS.mkdir(exist_ok=True)
+            (ARTIFACTS / "e2e-diagnostics.txt").write_text(report)
+            print("\n===== e2e diagnostics =====\n" + report, file=sys.__stderr__)
+        if not os.environ.get("E2E_KEEP_STACK"):
+            stack.compose("down", "--volumes", "--remove-orphans", "--timeout", "5", check=False)

@@ -1,0 +1,206 @@
+"""Drive a real `docker compose` stack of this repo from tests: compose, GraphQL, volumes.
+
+One :class:`Stack` is built and started per test session under its own compose
+project name and its own env file (random secrets, a free gateway port), so it
+never touches the developer's `.env` or running stack.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import requests
+from dagster_graphql import DagsterGraphQLClient
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILES = [ROOT / "docker-compose.yml", Path(__file__).with_name("compose.e2e.yml")]
+sys.path.insert(0, str(ROOT / "deploy" / "scripts"))
+from init_env import sha512_crypt  # noqa: E402  (the same hashing `make env` uses)
+
+T = TypeVar("T")
+
+LOCATIONS_QUERY = """
+{ workspaceOrError { ... on Workspace { locationEntries {
+    name loadStatus
+    locationOrLoadError { __typename ... on PythonError { message } }
+} } } }
+"""
+
+RUN_QUERY = """
+query ($runId: ID!) { runOrError(runId: $runId) { __typename ... on Run {
+    runId status jobName tags { key value }
+    eventConnection(afterCursor: null) { events { __typename
+        ... on MessageEvent { message }
+        ... on LogsCapturedEvent { fileKey stepKeys } } }
+} } }
+"""
+
+CAPTURED_LOGS_QUERY = """
+query ($logKey: [String!]!) { capturedLogs(logKey: $logKey) { stdout stderr } }
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(check: Callable[[], T | None], *, timeout: float, interval: float = 1.0, what: str) -> T:
+    """Poll ``check`` until it returns a truthy value; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+@dataclass
+class Stack:
+    """A compose project of this repo, reachable through its gateway."""
+
+    project: str
+    workdir: Path
+    user: str = "e2e"
+    password: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    postgres_password: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    port: int = field(default_factory=free_port)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def env_file(self) -> Path:
+        return self.workdir / "e2e.env"
+
+    def write_env(self) -> None:
+        """The stack's settings: random secrets, its own port, a webhook sink for alerts."""
+        htpasswd = self.workdir / "htpasswd"
+        htpasswd.write_text(f"{self.user}:{sha512_crypt(self.password)}\n")
+        htpasswd.chmod(0o644)
+        settings = {
+            "POSTGRES_PASSWORD": self.postgres_password,
+            "DOCKER_GID": str(os.stat("/var/run/docker.sock").st_gid),
+            "GATEWAY_PORT": str(self.port),
+            "GATEWAY_HTPASSWD_FILE": str(htpasswd),
+            "DAGSTER_IMAGE_TAG": "e2e",
+            "ALERT_WEBHOOK_URL": "http://webhook_sink:8080/alerts",
+        }
+        self.env_file.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+
+    # --- docker compose -----------------------------------------------------------
+    def compose(
+        self, *args: str, check: bool = True, timeout: float = 600, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        files = [arg for path in COMPOSE_FILES for arg in ("-f", str(path))]
+        command = ["docker", "compose", "-p", self.project, "--env-file", str(self.env_file), *files, *args]
+        result = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+            env={**os.environ, **(env or {})},
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"`docker compose {' '.join(args)}` failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+    def up(self, *services: str, env: dict[str, str] | None = None, timeout: int = 300) -> None:
+        self.compose("up", "--detach", "--wait", "--wait-timeout", str(timeout), *services, env=env,
+                     timeout=timeout + 60)
+
+    def services(self) -> list[dict[str, Any]]:
+        """`docker compose ps` of the running services, as dicts."""
+        out = self.compose("ps", "--format", "json").stdout
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    def container_id(self, service: str) -> str:
+        return self.compose("ps", "--quiet", service).stdout.strip()
+
+    def docker(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=300)
+        if check and result.returncode != 0:
+            raise AssertionError(f"`docker {' '.join(args)}` failed: {result.stderr}")
+        return result
+
+    def read_export(self, relative_path: str) -> str:
+        """A file of the exports volume, read through a throw-away container."""
+        return self.docker(
+            "run", "--rm", "--network", "none", "-v", f"{self.project}_exports:/exports:ro",
+            "--entrypoint", "cat", f"{self.project}-dagster:e2e", f"/exports/{relative_path}",
+        ).stdout
+
+    def diagnostics(self) -> str:
+        """Everything useful when a test failed: services, their logs, run containers."""
+        parts = [self.compose("ps", "--all", check=False).stdout]
+        parts.append(self.compose("logs", "--no-color", "--tail", "150", check=False).stdout)
+        parts.append(self.docker("ps", "--all", "--filter", f"label=com.dagster-template.project={self.project}",
+                                 check=False).stdout)
+        return "\n".join(parts)
+
+    # --- the webserver, through the gateway --------------------------------------------
+    @property
+    def auth(self) -> tuple[str, str]:
+        return (self.user, self.password)
+
+    def graphql(self, query: str, variables: dict[str, Any] | None = None, timeout: float = 30) -> dict[str, Any]:
+        response = requests.post(
+            f"{self.url}/graphql", json={"query": query, "variables": variables or {}},
+            auth=self.auth, timeout=timeout,
+        )
+        response.raise_for_status()
+        body = response.json()
+        assert "errors" not in body, body["errors"]
+        return body["data"]
+
+    def client(self) -> DagsterGraphQLClient:
+        return DagsterGraphQLClient(
+            "127.0.0.1", port_number=self.port, auth=requests.auth.HTTPBasicAuth(*self.auth), timeout=60
+        )
+
+    def locations(self) -> dict[str, dict[str, Any]]:
+        entries = self.graphql(LOCATIONS_QUERY)["workspaceOrError"]["locationEntries"]
+        return {entry["name"]: entry for entry in entries}
+
+    def all_locations_loaded(self, names: Sequence[str] = ("simple_ops", "modular_assets")) -> bool:
+        try:
+            locations = self.locations()
+        except (requests.RequestException, AssertionError):
+            return False
+        return all(
+            name in locations
+            and locations[name]["loadStatus"] == "LOADED"
+            and locations[name]["locationOrLoadError"]["__typename"] == "RepositoryLocation"
+            for name in names
+        )
+
+    def launch(self, job: str, location: str, **kwargs: Any) -> str:
+        return self.client().submit_job_execution(job, repository_location_name=location, **kwargs)
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        result = self.graphql(RUN_QUERY, {"runId": run_id})["runOrError"]
+        assert result["__typename"] == "Run", result
+        return result
+
+    def wait_for_run(self, run_id: str, *, timeout: float = 240, statuses: Sequence[str] = ("SUCCESS", "FAILURE", "CANCELED")) -> dict[str, Any]:
+        """Poll (every 2 s: polling harder slows the runs down on 2 cores) until the run ends."""
+        return wait_for(
+            lambda: (run := self.run(run_id))["status"] in statuses and run,
+            timeout=timeout, interval=2, what=f"run {run_id} to reach {'/'.join(statuses)}",
+        )
+
+    def captured_logs(self, run_id: str, file_key: str) -> dict[str, str]:
+        return self.graphql(CAPTURED_LOGS_QUERY, {"logKey": [run_id, "compute_logs", file_key]})["capturedLogs"]
