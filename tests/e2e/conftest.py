@@ -1,6 +1,7 @@
 """The end-to-end suite's one stack: built and started once per session, torn down with its volumes.
 
-Set E2E_KEEP_STACK=1 to leave it running after the tests (for debugging).
+Debugging: E2E_KEEP_STACK=1 leaves the stack running after the tests;
+E2E_REUSE_STACK=1 then runs tests against it without rebuilding.
 """
 
 from __future__ import annotations
@@ -32,10 +33,16 @@ def artifacts() -> Path:
 
 
 @pytest.fixture(scope="session")
-def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
     if shutil.which("docker") is None or subprocess.run(["docker", "info"], capture_output=True).returncode:
         pytest.fail("the end-to-end tests need a running Docker engine with Compose v2 (`docker compose`)")
-    stack = Stack(project=os.environ.get("E2E_PROJECT", "dagster-e2e"), workdir=tmp_path_factory.mktemp("stack"))
+    workdir = ARTIFACTS / "e2e-stack"
+    if os.environ.get("E2E_REUSE_STACK"):
+        yield Stack.reattach(workdir)
+        return
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    stack = Stack(project=os.environ.get("E2E_PROJECT", "dagster-e2e"), workdir=workdir)
     stack.write_env()
     stack.compose("down", "--volumes", "--remove-orphans", check=False)  # leftovers of an aborted run
     failed = True

@@ -45,6 +45,13 @@ query ($runId: ID!) { runOrError(runId: $runId) { __typename ... on Run {
 } } }
 """
 
+RUNS_BY_TAG_QUERY = """
+query ($key: String!, $value: String!) {
+  runsOrError(filter: {tags: [{key: $key, value: $value}]}) { ... on Runs { results {
+    runId status jobName tags { key value } } } }
+}
+"""
+
 CAPTURED_LOGS_QUERY = """
 query ($logKey: [String!]!) { capturedLogs(logKey: $logKey) { stdout stderr } }
 """
@@ -101,6 +108,14 @@ class Stack:
             "ALERT_WEBHOOK_URL": "http://webhook_sink:8080/alerts",
         }
         self.env_file.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+        (self.workdir / "stack.json").write_text(json.dumps(
+            {"project": self.project, "password": self.password,
+             "postgres_password": self.postgres_password, "port": self.port}))
+
+    @classmethod
+    def reattach(cls, workdir: Path) -> Stack:
+        """The stack a previous session left running (E2E_KEEP_STACK=1) in ``workdir``."""
+        return cls(workdir=workdir, **json.loads((workdir / "stack.json").read_text()))
 
     # --- docker compose -----------------------------------------------------------
     def compose(
@@ -119,8 +134,11 @@ class Stack:
         return result
 
     def up(self, *services: str, env: dict[str, str] | None = None, timeout: int = 300) -> None:
-        self.compose("up", "--detach", "--wait", "--wait-timeout", str(timeout), *services, env=env,
-                     timeout=timeout + 60)
+        """`up --wait` the whole stack, or (re)create just ``services`` (never their dependencies:
+        that would recreate them with this call's environment)."""
+        no_deps = ["--no-deps"] if services else []
+        self.compose("up", "--detach", "--wait", "--wait-timeout", str(timeout), *no_deps, *services,
+                     env=env, timeout=timeout + 60)
 
     def services(self) -> list[dict[str, Any]]:
         """`docker compose ps` of the running services, as dicts."""
@@ -201,6 +219,24 @@ class Stack:
             lambda: (run := self.run(run_id))["status"] in statuses and run,
             timeout=timeout, interval=2, what=f"run {run_id} to reach {'/'.join(statuses)}",
         )
+
+    def runs_tagged(self, key: str, value: str) -> list[dict[str, Any]]:
+        """Runs carrying the tag ``key=value``, newest first (tags flattened to a dict)."""
+        runs = self.graphql(RUNS_BY_TAG_QUERY, {"key": key, "value": value})["runsOrError"]["results"]
+        return [{**run, "tags": {t["key"]: t["value"] for t in run["tags"]}} for run in runs]
+
+    def sample_api(self, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
+        """Call the sample API's admin endpoints from inside its container (it publishes no port)."""
+        script = (
+            "import json, sys, urllib.request as u\n"
+            "data = sys.argv[3].encode() if sys.argv[3] != 'null' else None\n"
+            "req = u.Request('http://127.0.0.1:8080' + sys.argv[2], data=data, method=sys.argv[1],"
+            " headers={'Content-Type': 'application/json'})\n"
+            "print(u.urlopen(req, timeout=10).read().decode())\n"
+        )
+        out = self.compose("exec", "-T", "sample_api", "python", "-c", script, method, path,
+                           json.dumps(payload)).stdout
+        return json.loads(out)
 
     def captured_logs(self, run_id: str, file_key: str) -> dict[str, str]:
         return self.graphql(CAPTURED_LOGS_QUERY, {"logKey": [run_id, "compute_logs", file_key]})["capturedLogs"]

@@ -31,9 +31,16 @@ def test_global_lineage_shows_assets_of_both_locations(stack: Stack, artifacts: 
             )
             page = context.new_page()
             page.goto(f"{stack.url}/asset-groups", wait_until="domcontentloaded", timeout=60_000)
-            # One asset of each location, and the cross-location edge's upstream.
-            for name in ("raw_user_data", "api_users_raw", "top_authors_csv"):
-                page.get_by_text(name, exact=True).first.wait_for(timeout=60_000)
+            # The graph shows one node per asset group: simple_ops' group and the
+            # modular location's four layers, in one lineage.
+            for group in ("user_extraction", "sources", "transforms", "analytics", "exports"):
+                page.get_by_text(group, exact=True).last.wait_for(timeout=60_000)
+            # Expanding the two groups joined by the cross-location edge
+            # (simple_ops' user_data_csv -> modular_assets' api_users_raw) shows their assets.
+            for group in ("user_extraction", "sources"):
+                page.get_by_text(group, exact=True).last.dblclick()
+            for name in ("raw_user_data", "user_data_csv", "api_users_raw", "api_posts_raw"):
+                page.get_by_text(name, exact=True).last.wait_for(timeout=30_000)
             page.screenshot(path=str(artifacts / "global-asset-lineage.png"), full_page=True)
         finally:
             browser.close()
