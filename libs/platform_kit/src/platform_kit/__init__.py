@@ -3,7 +3,7 @@
 - :mod:`platform_kit.source_api`: ``SourceApiResource``, a bounded, retrying,
   validating client for a JSONPlaceholder-compatible API.
 - :mod:`platform_kit.frames`: source records to typed DataFrames.
-- :mod:`platform_kit.exports`: ``CsvExportResource`` and atomic CSV writes.
+- :mod:`platform_kit.exports`: ``CsvExportResource`` and atomic CSV and JSON writes.
 - :mod:`platform_kit.metadata`: row count, schema and preview metadata.
 - :mod:`platform_kit.checks`: data-quality rules for ``@dg.asset_check``.
 """

@@ -17,22 +17,28 @@ SAMPLE_SIZE = 10
 
 
 def _result(failing: pd.Series, what: str, checked: int) -> dg.AssetCheckResult:
-    """Pass when nothing fails; otherwise report how many and which values fail."""
+    """Pass when no row fails; otherwise report how many rows fail and which values.
+
+    ``failing`` holds one entry per failing row; the sample lists distinct values.
+    """
     count = int(failing.size)
+    sample = [str(v) for v in failing.drop_duplicates().head(SAMPLE_SIZE).tolist()]
     return dg.AssetCheckResult(
         passed=count == 0,
-        description=f"{count} of {checked} rows: {what}" if count else None,
+        description=f"{count} of {checked} rows: {what}, e.g. {', '.join(sample[:3])}"
+        if count
+        else None,
         metadata={
             "rows_checked": checked,
             "failing_rows": count,
-            "failing_sample": [str(v) for v in failing.head(SAMPLE_SIZE).tolist()],
+            "failing_sample": sample,
         },
     )
 
 
 def unique(frame: pd.DataFrame, column: str) -> dg.AssetCheckResult:
-    """Every value of ``column`` occurs once."""
-    duplicated = frame.loc[frame[column].duplicated(keep=False), column].drop_duplicates()
+    """Every value of ``column`` occurs once (every row that shares a value fails)."""
+    duplicated = frame.loc[frame[column].duplicated(keep=False), column]
     return _result(duplicated, f"duplicate {column} values", len(frame))
 
 
@@ -44,7 +50,10 @@ def well_formed_emails(frame: pd.DataFrame, column: str = "email") -> dg.AssetCh
 
 
 def not_blank(frame: pd.DataFrame, column: str) -> dg.AssetCheckResult:
-    """No value of ``column`` is null, empty or only white space."""
+    """No value of ``column`` is null, empty or only white space.
+
+    The sample names the failing rows by the frame's first column (their id).
+    """
     values = frame[column].astype("string")
     blank = values.isna() | (values.str.strip() == "")
     return _result(frame.loc[blank.astype(bool), frame.columns[0]], f"blank {column}", len(frame))
@@ -54,5 +63,5 @@ def references(
     child: pd.DataFrame, column: str, parent: pd.DataFrame, parent_column: str
 ) -> dg.AssetCheckResult:
     """Every ``child[column]`` value exists in ``parent[parent_column]``."""
-    orphans = child.loc[~child[column].isin(parent[parent_column]), column].drop_duplicates()
+    orphans = child.loc[~child[column].isin(parent[parent_column]), column]
     return _result(orphans, f"{column} not found in {parent_column}", len(child))

@@ -1,6 +1,6 @@
-"""Atomic CSV exports under ``EXPORTS_DIR/<location>/``.
+"""Atomic CSV (and JSON) exports under ``EXPORTS_DIR/<location>/``.
 
-A CSV is first written to a hidden temporary file in the destination folder,
+A file is first written to a hidden temporary file in the destination folder,
 flushed to disk, then renamed over the old file: readers see either the old
 file or the new one, never half a file, and a failed write leaves the old file
 as it was.
@@ -8,10 +8,13 @@ as it was.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TextIO
 
 import dagster as dg
 import pandas as pd
@@ -29,9 +32,13 @@ class ExportedFile:
     size_bytes: int
 
     def metadata(self, frame: pd.DataFrame) -> dict[str, dg.RawMetadataValue]:
-        """Materialization metadata: path, size, row count, schema and a preview."""
+        """Materialization metadata: path, size, row count, schema and a preview.
+
+        The key is ``export_path``, not ``path``: Dagster's default IO manager
+        writes its own ``path`` (where it pickled the asset's value) over ours.
+        """
         return {
-            "path": dg.MetadataValue.path(str(self.path)),
+            "export_path": dg.MetadataValue.path(str(self.path)),
             "size_bytes": self.size_bytes,
             **frame_metadata(frame),
         }
@@ -39,11 +46,32 @@ class ExportedFile:
 
 def write_csv_atomic(frame: pd.DataFrame, path: Path) -> ExportedFile:
     """Write ``frame`` (without its index) to ``path`` atomically; return what was written."""
+    _write_atomic(path, lambda handle: frame.to_csv(handle, index=False))
+    return ExportedFile(path=path, row_count=len(frame), size_bytes=path.stat().st_size)
+
+
+def write_json_atomic(data: Any, path: Path) -> Path:
+    """Write ``data`` as indented UTF-8 JSON to ``path`` atomically; return the path.
+
+    A value that cannot be encoded as JSON raises ``TypeError`` and leaves any
+    existing file at ``path`` untouched.
+    """
+
+    def dump(handle: TextIO) -> None:
+        json.dump(data, handle, indent=2, ensure_ascii=False)
+        handle.write("\n")
+
+    _write_atomic(path, dump)
+    return path
+
+
+def _write_atomic(path: Path, write: Callable[[TextIO], None]) -> None:
+    """Call ``write`` on a temporary file next to ``path``, then rename it over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            frame.to_csv(handle, index=False)
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp_name, 0o644)
@@ -52,7 +80,6 @@ def write_csv_atomic(frame: pd.DataFrame, path: Path) -> ExportedFile:
         Path(tmp_name).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
-    return ExportedFile(path=path, row_count=len(frame), size_bytes=path.stat().st_size)
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -65,7 +92,7 @@ def _fsync_dir(directory: Path) -> None:
 
 
 class CsvExportResource(dg.ConfigurableResource):
-    """Where a code location writes its CSV files: ``<base_dir>/<subdir>/<name>.csv``.
+    """Where a code location writes its exports: ``<base_dir>/<subdir>/<name>.csv`` (or ``.json``).
 
     Configure ``base_dir`` with ``dg.EnvVar("EXPORTS_DIR")`` and ``subdir`` with the
     location's name, so teams never overwrite each other's files.
@@ -81,6 +108,14 @@ class CsvExportResource(dg.ConfigurableResource):
 
     def write(self, frame: pd.DataFrame, filename: str) -> ExportedFile:
         """Write ``frame`` atomically to ``<directory>/<filename>``."""
-        if Path(filename).name != filename:
+        return write_csv_atomic(frame, self._target(filename))
+
+    def write_json(self, data: Any, filename: str) -> Path:
+        """Write ``data`` as JSON atomically to ``<directory>/<filename>``; return its path."""
+        return write_json_atomic(data, self._target(filename))
+
+    def _target(self, filename: str) -> Path:
+        """``<directory>/<filename>``, for a plain file name only (no folders, no ``..``)."""
+        if filename in ("", ".", "..") or Path(filename).name != filename:
             raise ValueError(f"filename must be a plain file name, got {filename!r}")
-        return write_csv_atomic(frame, self.directory / filename)
+        return self.directory / filename

@@ -9,11 +9,11 @@ PREVIEW_ROWS = 5
 
 
 def markdown_preview(frame: pd.DataFrame, rows: int = PREVIEW_ROWS) -> str:
-    """The first ``rows`` rows of ``frame`` as a Markdown table (pipes escaped)."""
+    """The first ``rows`` rows of ``frame`` as a Markdown table (pipes escaped, one line per row)."""
 
     def cell(value: object) -> str:
         text = "" if pd.api.types.is_scalar(value) and pd.isna(value) else str(value)
-        return text.replace("|", "\\|").replace("\n", " ")
+        return " ".join(text.replace("|", "\\|").splitlines())
 
     header = "| " + " | ".join(cell(c) for c in frame.columns) + " |"
     rule = "| " + " | ".join("---" for _ in frame.columns) + " |"

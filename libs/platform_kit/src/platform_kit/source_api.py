@@ -26,6 +26,9 @@ PUBLIC_JSONPLACEHOLDER_URL = "https://jsonplaceholder.typicode.com"
 USER_FIELDS: Mapping[str, type] = {"id": int, "name": str, "username": str, "email": str}
 POST_FIELDS: Mapping[str, type] = {"id": int, "userId": int, "title": str, "body": str}
 
+#: Failures worth another attempt: the server was unreachable, too slow, or cut the body short.
+_RETRIED_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+
 _HINT = (
     "Check that SOURCE_API_URL ({url}) points at a JSONPlaceholder-compatible API "
     "and that the service is healthy."
@@ -127,17 +130,7 @@ class SourceApiResource(dg.ConfigurableResource):
     def fetch_records(self, path: str, required: Mapping[str, type]) -> list[dict[str, Any]]:
         """GET ``path`` and return its records, validated against ``required``."""
         response = self.get(path)
-        url = response.url
-        try:
-            payload = response.json()
-        except ValueError as exc:  # requests' JSONDecodeError subclasses ValueError
-            snippet = response.text[:80].replace("\n", " ")
-            raise SourceApiError(
-                f"GET {url}: the response is not valid JSON ({exc}); content-type "
-                f"{response.headers.get('Content-Type')!r}, {len(response.content)} bytes, "
-                f"starting {snippet!r}. {self._hint()}"
-            ) from exc
-        return validate_records(payload, url, required, self._hint())
+        return validate_records(self._json(response), response.url, required, self._hint())
 
     def get(
         self,
@@ -148,9 +141,9 @@ class SourceApiResource(dg.ConfigurableResource):
     ) -> requests.Response:
         """GET ``path`` with retries; return the successful (2xx) response.
 
-        Retries connection errors, timeouts, 5xx and 429 with exponential backoff
-        (honouring ``Retry-After``) while attempts and the total time budget last.
-        Other 4xx responses fail at once.
+        Retries connection errors, timeouts, bodies cut short, 5xx and 429 with
+        exponential backoff (honouring ``Retry-After``) while attempts and the total
+        time budget last. Other 4xx responses and unusable URLs fail at once.
         """
         url = f"{self.base_url.rstrip('/')}/{path.lstrip('/')}"
         deadline = time.monotonic() + self.max_total_seconds
@@ -160,8 +153,13 @@ class SourceApiResource(dg.ConfigurableResource):
                 retry_after: float | None = None
                 try:
                     response = session.get(url, params=params, timeout=self.timeout_seconds)
-                except (requests.ConnectionError, requests.Timeout) as exc:
-                    problems.append(f"{type(exc).__name__}")
+                except _RETRIED_ERRORS as exc:
+                    problems.append(type(exc).__name__)
+                except requests.RequestException as exc:  # e.g. a URL without http://
+                    raise SourceApiError(
+                        f"GET {url}: the request could not be sent ({exc}); this is not "
+                        f"retried. {self._hint()}"
+                    ) from exc
                 else:
                     if response.ok:
                         return response
@@ -209,9 +207,21 @@ class SourceApiResource(dg.ConfigurableResource):
             )
         if int(total) == 0:
             return "0"
-        last = self.get(path, params={"_start": int(total) - 1, "_limit": 1}).json()
-        record = last[0] if isinstance(last, list) and last else {}
+        tail = self.get(path, params={"_start": int(total) - 1, "_limit": 1})
+        record = validate_records(self._json(tail), tail.url, {}, self._hint())[-1]
         return f"{total}:" + ":".join(str(record.get(name)) for name in fields)
+
+    def _json(self, response: requests.Response) -> Any:
+        """The decoded JSON body of ``response``, or a :class:`SourceApiError` saying why not."""
+        try:
+            return response.json()
+        except ValueError as exc:  # requests' JSONDecodeError subclasses ValueError
+            snippet = response.text[:80].replace("\n", " ")
+            raise SourceApiError(
+                f"GET {response.url}: the response is not valid JSON ({exc}); content-type "
+                f"{response.headers.get('Content-Type')!r}, {len(response.content)} bytes, "
+                f"starting {snippet!r}. {self._hint()}"
+            ) from exc
 
     def _hint(self) -> str:
         return _HINT.format(url=self.base_url)

@@ -1,0 +1,34 @@
+"""Both styles in the Jobs list: the op graph, and a job over the asset group."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from simple_ops.assets import GROUP
+from simple_ops.ops import fetch_data_from_api, generate_summary, save_to_csv, transform_data
+
+
+@dg.job(
+    description=(
+        "The user extraction as ops: fetch users from the source API, flatten them, "
+        "write users.csv and extraction_summary.json. Same steps as user_assets_job, "
+        "wired by hand."
+    ),
+    tags={"team": "data-extraction", "style": "ops"},
+)
+def data_extraction_job() -> None:
+    raw_data = fetch_data_from_api()
+    transformed = transform_data(raw_data)
+    file_path = save_to_csv(transformed)
+    generate_summary(transformed, file_path)
+
+
+user_assets_job = dg.define_asset_job(
+    name="user_assets_job",
+    selection=dg.AssetSelection.groups(GROUP),
+    description=(
+        "The user extraction as assets: materializes the user_extraction group, "
+        "with its blocking quality checks. Same steps as data_extraction_job."
+    ),
+    tags={"team": "data-extraction", "style": "assets"},
+)

@@ -1,0 +1,84 @@
+"""The location as the code server loads it: exact assets, groups, checks, jobs, schedule, sensor."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from simple_ops.definitions import defs
+from simple_ops.extraction import QUALITY_RULES
+
+ASSETS = ["data_extraction_summary", "raw_user_data", "transformed_user_data", "user_data_csv"]
+
+
+def test_the_definitions_load() -> None:
+    dg.Definitions.validate_loadable(defs)
+
+
+def test_the_assets_form_one_lineage_in_one_group() -> None:
+    graph = defs.resolve_asset_graph()
+    nodes = {key.to_user_string(): graph.get(key) for key in graph.get_all_asset_keys()}
+
+    assert sorted(nodes) == ASSETS
+    parents = {name: sorted(k.to_user_string() for k in node.parent_keys) for name, node in nodes.items()}
+    assert parents == {
+        "raw_user_data": [],
+        "transformed_user_data": ["raw_user_data"],
+        "user_data_csv": ["transformed_user_data"],
+        "data_extraction_summary": ["transformed_user_data", "user_data_csv"],
+    }
+    assert {node.group_name for node in nodes.values()} == {"user_extraction"}
+    assert all(node.owners == ["team:data-extraction"] for node in nodes.values())
+    assert {name: node.kinds for name, node in nodes.items()} == {
+        "raw_user_data": {"api", "python"},
+        "transformed_user_data": {"pandas"},
+        "user_data_csv": {"csv", "pandas"},
+        "data_extraction_summary": {"python"},
+    }
+    assert all(node.description for node in nodes.values())
+
+
+def test_both_quality_rules_are_blocking_checks_on_the_transformed_table() -> None:
+    graph = defs.resolve_asset_graph()
+
+    checks = {key.name: graph.get_check_spec(key) for key in graph.asset_check_keys}
+
+    assert sorted(checks) == sorted(QUALITY_RULES) == ["unique_user_ids", "well_formed_emails"]
+    assert all(spec.asset_key == dg.AssetKey("transformed_user_data") for spec in checks.values())
+    assert all(spec.blocking for spec in checks.values())
+
+
+def test_both_styles_appear_as_jobs_run_in_process() -> None:
+    jobs = {job.name: job for job in defs.resolve_all_job_defs() if not job.name.startswith("__")}
+
+    assert sorted(jobs) == ["data_extraction_job", "user_assets_job"]
+    ops_job = jobs["data_extraction_job"]
+    assert [node.name for node in ops_job.graph.nodes_in_topological_order] == [
+        "fetch_data_from_api",
+        "transform_data",
+        "save_to_csv",
+        "generate_summary",
+    ]
+    assert ops_job.description
+    assert ops_job.tags == {"team": "data-extraction", "style": "ops"}
+    assets_job = jobs["user_assets_job"]
+    assert sorted(k.to_user_string() for k in assets_job.asset_layer.selected_asset_keys) == ASSETS
+    assert {k.name for k in assets_job.asset_layer.asset_graph.asset_check_keys} == set(QUALITY_RULES)
+    assert {job.executor_def.name for job in jobs.values()} == {"in_process"}
+
+
+def test_the_schedule_and_the_sensor() -> None:
+    schedule = defs.resolve_schedule_def("data_extraction_schedule")
+    sensor = defs.resolve_sensor_def("run_failure_alert_sensor")
+
+    assert [s.name for s in defs.schedules or []] == ["data_extraction_schedule"]
+    assert [s.name for s in defs.sensors or []] == ["run_failure_alert_sensor"]
+    assert (schedule.cron_schedule, schedule.execution_timezone, schedule.job_name) == (
+        "0 6 * * *",
+        "UTC",
+        "data_extraction_job",
+    )
+    assert isinstance(sensor, dg.RunStatusSensorDefinition)
+
+
+def test_resources_are_the_source_api_and_the_exports() -> None:
+    assert sorted(defs.resources or {}) == ["exports", "source_api"]
