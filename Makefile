@@ -107,3 +107,17 @@ test-e2e: venv browser ## the end-to-end tests only (builds and runs an isolated
 check: venv ## validate both locations' definitions with Dagster's own tools
 	cd code_locations/simple_ops && SOURCE_API_URL=http://127.0.0.1:1 EXPORTS_DIR=/tmp ../../$(VENV)/bin/dg check defs
 	cd code_locations/modular_assets && SOURCE_API_URL=http://127.0.0.1:1 EXPORTS_DIR=/tmp ../../$(VENV)/bin/dg check defs
+
+.PHONY: new-location
+new-location: ## add a team's code location, wired in everywhere: make new-location NAME=billing_reports [TEAM=billing]
+	@test -n "$(NAME)" || { echo "usage: make new-location NAME=<snake_case> [TEAM=<team>]" >&2; exit 2; }
+	$(PYTHON) deploy/scripts/new_location.py "$(NAME)" $(if $(TEAM),--team "$(TEAM)")
+
+# --- benchmarks (not part of `make test`; see bench/README.md) ------------------------
+.PHONY: bench
+bench: venv ## benchmark start-up, run latency, overhead, scale (to 1M posts) and footprint (~20 min)
+	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
+
+.PHONY: bench-quick
+bench-quick: venv ## a 1-2 minute subset of `make bench` (10x scale only, fewer repeats)
+	$(VENV)/bin/python bench/run.py --quick $(BENCH_ARGS)

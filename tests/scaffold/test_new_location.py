@@ -149,7 +149,8 @@ def test_uv_lock_adds_the_project_with_the_same_dagster_as_the_others(scaffold: 
     assert new["source"] == {"editable": FOLDER}
     assert {d["name"] for d in new["dependencies"]} >= {"dagster", "dagster-postgres", "dagster-docker", "platform-kit"}
     after = sorted((p["name"], p["version"]) for p in packages if p is not new)
-    assert [v for n, v in after if n == "dagster"] == [v for n, v in before if n == "dagster"]
+    dagster = [version for name, version in after if name == "dagster"]
+    assert len(dagster) == 1 and dagster == [version for name, version in before if name == "dagster"]
     assert after == before  # nothing else moved
 
 
