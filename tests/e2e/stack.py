@@ -32,7 +32,7 @@ T = TypeVar("T")
 LOCATIONS_QUERY = """
 { workspaceOrError { ... on Workspace { locationEntries {
     name loadStatus
-    locationOrLoadError { __typename ... on PythonError { message } }
+    locationOrLoadError { __typename ... on PythonError { message causes { message } } }
 } } } }
 """
 
@@ -41,6 +41,8 @@ query ($runId: ID!) { runOrError(runId: $runId) { __typename ... on Run {
     runId status jobName tags { key value }
     eventConnection(afterCursor: null) { events { __typename
         ... on MessageEvent { message }
+        ... on ExecutionStepFailureEvent { error { message causes { message } } }
+        ... on RunFailureEvent { pipelineFailureError: error { message } }
         ... on LogsCapturedEvent { fileKey stepKeys } } }
 } } }
 """
@@ -205,6 +207,20 @@ class Stack:
             for name in names
         )
 
+    def database_ready(self) -> bool:
+        """Three DB-backed queries in a row succeed. After a Postgres restart the webserver's
+        pooled connections (one per storage) each fail once before they are replaced."""
+        touches_every_storage = """{
+          runsOrError(limit: 1) { ... on Runs { results { eventConnection { events { __typename } } } } }
+          repositoriesOrError { ... on RepositoryConnection { nodes { schedules { scheduleState { status } } } } }
+        }"""
+        for _ in range(3):
+            try:
+                self.graphql(touches_every_storage)
+            except (requests.RequestException, AssertionError):
+                return False
+        return True
+
     def launch(self, job: str, location: str, **kwargs: Any) -> str:
         return self.client().submit_job_execution(job, repository_location_name=location, **kwargs)
 
@@ -219,6 +235,18 @@ class Stack:
             lambda: (run := self.run(run_id))["status"] in statuses and run,
             timeout=timeout, interval=2, what=f"run {run_id} to reach {'/'.join(statuses)}",
         )
+
+    @staticmethod
+    def failure_text(run: dict[str, Any]) -> str:
+        """Every message and error (with its causes) of a run's events, as one string."""
+        parts = []
+        for event in run["eventConnection"]["events"]:
+            parts.append(event.get("message") or "")
+            for error in (event.get("error"), event.get("pipelineFailureError")):
+                if error:
+                    parts.append(error["message"])
+                    parts.extend(cause["message"] for cause in error.get("causes") or [])
+        return "\n".join(parts)
 
     def runs_tagged(self, key: str, value: str) -> list[dict[str, Any]]:
         """Runs carrying the tag ``key=value``, newest first (tags flattened to a dict)."""
