@@ -23,6 +23,9 @@ def main() -> int:
     home, exports = ROOT / ".dagster_home", ROOT / "exports"
     home.mkdir(exist_ok=True)
     exports.mkdir(exist_ok=True)
+    instance_config = home / "dagster.yaml"
+    if not instance_config.exists():  # a local SQLite instance, telemetry off like the stack's
+        instance_config.write_text("telemetry:\n  enabled: false\n")
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),
@@ -37,7 +40,9 @@ def main() -> int:
         return subprocess.call(
             [str(BIN / "dagster"), "dev", "-w", str(ROOT / "deploy/dev/workspace.yaml"),
              "-h", "127.0.0.1", "-p", ui_port],
-            env=env, cwd=ROOT,
+            # Not the repo root: `dagster dev` loads a .env from its working directory,
+            # and the stack's .env points SOURCE_API_URL at the compose network.
+            env=env, cwd=home,
         )
     except KeyboardInterrupt:
         return 0

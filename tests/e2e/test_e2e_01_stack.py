@@ -10,7 +10,7 @@ import pytest
 
 from stack import Stack, wait_for
 
-LONG_RUNNING = {"postgres", "webserver", "daemon", "simple_ops", "modular_assets", "sample_api", "gateway"}
+LONG_RUNNING = {"postgres", "webserver", "daemon", "simple_ops", "modular_assets", "sample_api", "gateway", "storage_janitor"}
 
 
 def test_every_service_is_healthy_and_both_locations_load(stack: Stack) -> None:

@@ -15,7 +15,7 @@ import requests
 
 from stack import Stack, wait_for
 
-LONG_RUNNING = ["postgres", "sample_api", "simple_ops", "modular_assets", "daemon", "webserver", "gateway"]
+LONG_RUNNING = ["postgres", "sample_api", "simple_ops", "modular_assets", "daemon", "webserver", "gateway", "storage_janitor"]
 
 
 def _report(what: str, seconds: float) -> None:

@@ -1,0 +1,41 @@
+"""The Dagster images' entry point: NAME_FILE secrets, and a clear stop when the password is missing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+ENTRYPOINT = Path(__file__).resolve().parents[2] / "deploy" / "dagster" / "entrypoint.sh"
+
+
+def _run(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_PG_PASSWORD")}
+    return subprocess.run(["sh", str(ENTRYPOINT), "env"], capture_output=True, text=True,
+                          env={**clean, **env}, timeout=30)
+
+
+def test_the_password_can_come_from_a_secret_file(tmp_path: Path) -> None:
+    secret = tmp_path / "postgres_password"
+    secret.write_text("s3cret-from-file")
+    result = _run({"DAGSTER_PG_PASSWORD_FILE": str(secret)})
+    assert result.returncode == 0, result.stderr
+    assert "DAGSTER_PG_PASSWORD=s3cret-from-file" in result.stdout.splitlines()
+    assert "DAGSTER_PG_PASSWORD_FILE" not in result.stdout
+
+
+def test_a_plain_password_is_passed_through() -> None:
+    result = _run({"DAGSTER_PG_PASSWORD": "plain"})
+    assert result.returncode == 0 and "DAGSTER_PG_PASSWORD=plain" in result.stdout.splitlines()
+
+
+def test_an_unreadable_secret_file_is_named(tmp_path: Path) -> None:
+    result = _run({"DAGSTER_PG_PASSWORD_FILE": str(tmp_path / "missing")})
+    assert result.returncode == 78
+    assert "DAGSTER_PG_PASSWORD_FILE" in result.stderr and "is the secret mounted?" in result.stderr
+
+
+def test_no_password_at_all_says_what_to_set() -> None:
+    result = _run({})
+    assert result.returncode == 78
+    assert "POSTGRES_PASSWORD in .env" in result.stderr and "make env" in result.stderr

@@ -1,0 +1,51 @@
+"""The storage janitor deletes old per-run folders and nothing else."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+JANITOR = Path(__file__).resolve().parents[2] / "deploy" / "dagster" / "janitor.py"
+spec = importlib.util.spec_from_file_location("janitor", JANITOR)
+janitor = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(janitor)
+
+DAY = 86400.0
+
+
+def _folder(path: Path, age_days: float, now: float) -> Path:
+    path.mkdir(parents=True)
+    (path / "stdout.log").write_text("x")
+    for item in (path / "stdout.log", path):
+        os.utime(item, (now - age_days * DAY, now - age_days * DAY))
+    return path
+
+
+def test_sweep_removes_only_old_run_folders(tmp_path: Path) -> None:
+    now = 2_000_000_000.0
+    old_logs = _folder(tmp_path / "compute_logs" / str(uuid.uuid4()), 20, now)
+    old_outputs = _folder(tmp_path / "storage" / str(uuid.uuid4()), 20, now)
+    recent = _folder(tmp_path / "compute_logs" / str(uuid.uuid4()), 2, now)
+    asset_value = _folder(tmp_path / "storage" / "users_cleaned", 90, now)  # not a run id: kept
+    removed = janitor.sweep(tmp_path, retention_seconds=14 * DAY, now=now)
+    assert sorted(removed) == sorted([old_logs, old_outputs])
+    assert recent.exists() and asset_value.exists()
+    assert not old_logs.exists() and not old_outputs.exists()
+
+
+def test_a_folder_with_a_recent_file_is_kept(tmp_path: Path) -> None:
+    now = 2_000_000_000.0
+    folder = _folder(tmp_path / "compute_logs" / str(uuid.uuid4()), 30, now)
+    os.utime(folder / "stdout.log", (now - DAY, now - DAY))  # still being appended to
+    assert janitor.sweep(tmp_path, retention_seconds=14 * DAY, now=now) == []
+
+
+def test_a_bad_retention_value_stops_with_a_clear_message() -> None:
+    result = subprocess.run([sys.executable, str(JANITOR)], capture_output=True, text=True,
+                            env={**os.environ, "DAGSTER_STORAGE_RETENTION_DAYS": "two weeks"}, timeout=30)
+    assert result.returncode != 0
+    assert "DAGSTER_STORAGE_RETENTION_DAYS must be a positive number, got 'two weeks'" in result.stderr
