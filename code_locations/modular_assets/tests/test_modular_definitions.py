@@ -1,5 +1,7 @@
 """What the location gives Dagster: the asset graph, groups, checks, jobs, schedule and sensors."""
 
+from datetime import UTC, datetime
+
 import dagster as dg
 import pytest
 
@@ -103,10 +105,19 @@ def test_the_jobs_select_the_location_or_one_layer_and_never_the_external_asset(
 def test_the_schedule_and_the_sensors() -> None:
     schedule = defs.resolve_schedule_def("all_assets_daily_schedule")
     assert schedule.job_name == "all_assets_job"
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     sensors = {name: defs.resolve_sensor_def(name) for name in ("upstream_user_extract_sensor", "source_change_sensor")}
     assert all(sensor.job_name == "all_assets_job" for sensor in sensors.values())
     assert {s.name for s in defs.sensors} == set(sensors)
     assert [s.name for s in defs.schedules] == ["all_assets_daily_schedule"]
+
+
+def test_a_schedule_tick_requests_one_run_keyed_by_the_job_and_the_scheduled_time() -> None:
+    tick = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 3, 1, 6, 0, tzinfo=UTC))
+
+    [request] = defs.resolve_schedule_def("all_assets_daily_schedule").evaluate_tick(tick).run_requests or []
+
+    assert request.run_key == "all_assets_job:2026-03-01T06:00+0000"
 
 
 def test_runs_execute_in_process() -> None:

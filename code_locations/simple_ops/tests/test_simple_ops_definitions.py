@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import dagster as dg
 
 from simple_ops.definitions import defs
@@ -77,7 +79,16 @@ def test_the_schedule_and_the_sensor() -> None:
         "UTC",
         "data_extraction_job",
     )
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     assert isinstance(sensor, dg.RunStatusSensorDefinition)
+
+
+def test_a_schedule_tick_requests_one_run_keyed_by_the_job_and_the_scheduled_time() -> None:
+    tick = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 1, 2, 6, 0, tzinfo=UTC))
+
+    [request] = defs.resolve_schedule_def("data_extraction_schedule").evaluate_tick(tick).run_requests or []
+
+    assert request.run_key == "data_extraction_job:2026-01-02T06:00+0000"
 
 
 def test_resources_are_the_source_api_and_the_exports() -> None:
