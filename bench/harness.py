@@ -1,0 +1,242 @@
+"""The benchmark's stack: the e2e suite's :class:`Stack` with its own project, env file and compose
+files, plus what the measurements need (a timed cold start, location versions, container memory).
+
+Only ``docker-compose.yml`` is used (not the e2e override), so the stack measured is the one users
+run. Everything lives under its own compose project (``dagster-bench`` by default) and image tag
+(``bench``), so it never touches the developer's stack or the end-to-end suite's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+from stack import Stack, wait_for  # noqa: E402  (the e2e suite's compose + GraphQL helper)
+from init_env import sha512_crypt  # noqa: E402  (on sys.path once `stack` is imported)
+
+LOCATIONS = ("simple_ops", "modular_assets")
+IMAGE_TAG = "bench"
+#: The images this file builds, by the name part after "<project>-".
+DAGSTER_IMAGES = ("dagster", "simple_ops", "modular_assets")
+BASE_IMAGE = "python:3.11-slim-bookworm"
+
+LOCATION_VERSIONS_QUERY = """
+{ workspaceOrError { ... on Workspace { locationEntries {
+    name loadStatus versionKey updatedTimestamp
+    locationOrLoadError { __typename }
+} } } }
+"""
+
+INSTIGATORS_QUERY = """
+{ repositoriesOrError { ... on RepositoryConnection { nodes {
+    sensors { id sensorState { status } }
+    schedules { id scheduleState { status } }
+} } } }
+"""
+STOP_SENSOR = "mutation ($id: String) { stopSensor(id: $id) { __typename } }"
+STOP_SCHEDULE = "mutation ($id: String) { stopRunningSchedule(id: $id) { __typename } }"
+
+_MEMORY_UNITS = {"B": 1 / 2**20, "KiB": 1 / 2**10, "MiB": 1, "GiB": 2**10, "kB": 1e3 / 2**20,
+                 "MB": 1e6 / 2**20, "GB": 1e9 / 2**20}
+
+
+def parse_docker_time(text: str) -> float:
+    """Epoch seconds of a Docker RFC 3339 timestamp with nanoseconds (``...12.345678901Z``)."""
+    trimmed = re.sub(r"(\.\d{6})\d*", r"\1", text).replace("Z", "+00:00")
+    return datetime.fromisoformat(trimmed).timestamp()
+
+
+def parse_mib(text: str) -> float:
+    """MiB of a `docker stats` size such as ``123.4MiB``."""
+    number, unit = re.fullmatch(r"([\d.]+)\s*([A-Za-z]+)", text.strip()).groups()
+    return float(number) * _MEMORY_UNITS[unit]
+
+
+@dataclass
+class ColdStart:
+    """One `up` from nothing: seconds to every service healthy and to both locations loaded."""
+
+    healthy_s: float
+    loaded_s: float
+    services: dict[str, dict[str, float | None]]
+    """Per container: seconds after `up` began until it started and first reported healthy."""
+
+
+@dataclass
+class BenchStack(Stack):
+    """A compose project of this repo for benchmarks (see the module docstring)."""
+
+    user: str = "bench"
+    settings: dict[str, str] = field(default_factory=dict)
+    """Extra variables of the env file, e.g. ``DAGSTER_MAX_RUN_MEMORY``."""
+    override_file: Path | None = None
+    """An extra compose file (the redeploy measurement's build context), or None."""
+
+    @property
+    def env_file(self) -> Path:
+        return self.workdir / "bench.env"
+
+    def write_env(self, **settings: str) -> None:
+        """Write the env file: random secrets, a free gateway port, the bench tag and ``settings``."""
+        self.settings.update(settings)
+        htpasswd = self.workdir / "htpasswd"
+        htpasswd.write_text(f"{self.user}:{sha512_crypt(self.password)}\n")
+        htpasswd.chmod(0o644)
+        values = {
+            "POSTGRES_PASSWORD": self.postgres_password,
+            "DOCKER_GID": str(os.stat("/var/run/docker.sock").st_gid),
+            "GATEWAY_PORT": str(self.port),
+            "GATEWAY_HTPASSWD_FILE": str(htpasswd),
+            "DAGSTER_IMAGE_TAG": IMAGE_TAG,
+            **self.settings,
+        }
+        self.env_file.write_text("".join(f"{key}={value}\n" for key, value in values.items()))
+
+    def compose(
+        self, *args: str, check: bool = True, timeout: float = 600, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """`docker compose` on docker-compose.yml (+ the override file, if any) with the bench env."""
+        files = [ROOT / "docker-compose.yml", *([self.override_file] if self.override_file else [])]
+        command = ["docker", "compose", "-p", self.project, "--env-file", str(self.env_file),
+                   *(arg for path in files for arg in ("-f", str(path))), *args]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+                                env={**os.environ, **(env or {})})
+        if check and result.returncode != 0:
+            raise RuntimeError(f"`docker compose {' '.join(args)}` failed ({result.returncode}):\n"
+                               f"{result.stdout}\n{result.stderr}")
+        return result
+
+    def image(self, name: str) -> str:
+        """The full name of one of this project's images, e.g. ``dagster-bench-dagster:bench``."""
+        return f"{self.project}-{name}:{IMAGE_TAG}"
+
+    # --- life cycle ---------------------------------------------------------------------
+    def down(self) -> None:
+        """Remove everything of the project: run containers, services, network and volumes.
+
+        The exports volume is removed by name: only run containers mount it (and the `tools`
+        profile), so Docker creates it on the first run, unlabeled, and `down --volumes` skips it.
+        """
+        runs = self.docker("ps", "-aq", "--filter", f"label=com.dagster-template.project={self.project}",
+                           check=False).stdout.split()
+        if runs:
+            self.docker("rm", "--force", *runs, check=False)
+        self.compose("down", "--volumes", "--remove-orphans", "--timeout", "5", check=False)
+        self.docker("volume", "rm", "--force", f"{self.project}_exports", check=False)
+
+    def cold_start(self) -> ColdStart:
+        """`down -v`, then time `up` until every service is healthy and both locations are loaded."""
+        self.down()
+        started_wall = time.time()
+        started = time.monotonic()
+        self.compose("up", "--detach", "--no-build", "--wait", "--wait-timeout", "300", timeout=400)
+        healthy_s = time.monotonic() - started
+        wait_for(self.all_locations_loaded, timeout=120, interval=0.1, what="both locations loaded")
+        loaded_s = time.monotonic() - started
+        return ColdStart(healthy_s, loaded_s, self.service_start_times(started_wall))
+
+    def service_start_times(self, since: float) -> dict[str, dict[str, float | None]]:
+        """For each container: seconds after ``since`` (epoch) it started and first probed healthy.
+
+        "healthy" is the end of the first passing probe in Docker's health log (the log keeps the
+        last 5 probes, so it is None once they have all been passing); for the one-shot migration
+        it is when the container exited.
+        """
+        ids = self.compose("ps", "--all", "--quiet").stdout.split()
+        times: dict[str, dict[str, float | None]] = {}
+        for info in json.loads(self.docker("inspect", *ids).stdout):
+            state = info["State"]
+            service = info["Config"]["Labels"]["com.docker.compose.service"]
+            healthy: float | None = None
+            if state.get("Health"):
+                log = state["Health"]["Log"]
+                first_ok = next((probe for probe in log if probe["ExitCode"] == 0), None)
+                complete = len(log) < 5 or log[0]["ExitCode"] != 0
+                if first_ok and complete:
+                    healthy = parse_docker_time(first_ok["End"]) - since
+            elif state["Status"] == "exited":
+                healthy = parse_docker_time(state["FinishedAt"]) - since
+            times[service] = {"started": parse_docker_time(state["StartedAt"]) - since, "healthy": healthy}
+        return times
+
+    def recreate(self, *services: str) -> None:
+        """Recreate ``services`` from their current images and env (no build, no dependencies)."""
+        self.compose("up", "--detach", "--no-deps", "--no-build", "--force-recreate", *services)
+
+    # --- GraphQL ------------------------------------------------------------------------
+    def location_versions(self) -> dict[str, dict[str, Any]]:
+        """name -> loadStatus, versionKey, updatedTimestamp of each code location."""
+        entries = self.graphql(LOCATION_VERSIONS_QUERY)["workspaceOrError"]["locationEntries"]
+        return {entry["name"]: entry for entry in entries}
+
+    def loaded_version(self, location: str, other_than: str) -> str | None:
+        """The location's versionKey when it is loaded with a version other than ``other_than``."""
+        try:
+            entry = self.location_versions().get(location)
+        except (requests.RequestException, AssertionError):
+            return None
+        if (entry and entry["loadStatus"] == "LOADED" and entry["versionKey"] != other_than
+                and entry["locationOrLoadError"]["__typename"] == "RepositoryLocation"):
+            return entry["versionKey"]
+        return None
+
+    def stop_automation(self) -> int:
+        """Stop every running sensor and schedule, so that only the benchmark launches runs.
+
+        (source_change_sensor would otherwise start a run whenever the benchmark resizes the
+        sample API.) Returns how many were stopped.
+        """
+        stopped = 0
+        for repository in self.graphql(INSTIGATORS_QUERY)["repositoriesOrError"]["nodes"]:
+            for sensor in repository["sensors"]:
+                if sensor["sensorState"]["status"] == "RUNNING":
+                    self.graphql(STOP_SENSOR, {"id": sensor["id"]})
+                    stopped += 1
+            for schedule in repository["schedules"]:
+                if schedule["scheduleState"]["status"] == "RUNNING":
+                    self.graphql(STOP_SCHEDULE, {"id": schedule["id"]})
+                    stopped += 1
+        return stopped
+
+    # --- the sample API -----------------------------------------------------------------
+    def resize_sample_api(self, users: int, posts_per_user: int) -> None:
+        """Change the stack's sample API size at run time (its admin endpoint, from inside)."""
+        script = (
+            "import json, sys, urllib.request as u\n"
+            "request = u.Request('http://127.0.0.1:8080/__admin/config', data=sys.argv[1].encode(),"
+            " headers={'Content-Type': 'application/json'}, method='POST')\n"
+            "u.build_opener(u.ProxyHandler({})).open(request, timeout=10).read()\n"
+        )
+        payload = json.dumps({"users": users, "posts_per_user": posts_per_user})
+        self.compose("exec", "-T", "sample_api", "python", "-c", script, payload)
+
+    # --- Docker measurements ---------------------------------------------------------
+    def service_memory_mib(self) -> dict[str, float]:
+        """`docker stats --no-stream` MEM USAGE of each running service, in MiB."""
+        ids = self.compose("ps", "--quiet").stdout.split()
+        services = dict(line.split() for line in self.docker(
+            "inspect", "--format", '{{.Id}} {{index .Config.Labels "com.docker.compose.service"}}', *ids
+        ).stdout.splitlines())
+        out = self.docker("stats", "--no-stream", "--format", "{{json .}}", *ids).stdout
+        usage: dict[str, float] = {}
+        for line in out.splitlines():
+            row = json.loads(line)
+            service = next(name for cid, name in services.items() if cid.startswith(row["ID"]))
+            usage[service] = parse_mib(row["MemUsage"].split("/")[0])
+        return usage
+
+    def image_size_mb(self, image: str) -> float:
+        """`docker image inspect` Size in MB (10^6 bytes, as `docker images` shows it)."""
+        return int(self.docker("image", "inspect", "--format", "{{.Size}}", image).stdout) / 1e6
