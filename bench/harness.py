@@ -198,17 +198,24 @@ class BenchStack(Stack):
         (source_change_sensor would otherwise start a run whenever the benchmark resizes the
         sample API.) Returns how many were stopped.
         """
-        stopped = 0
-        for repository in self.graphql(INSTIGATORS_QUERY)["repositoriesOrError"]["nodes"]:
-            for sensor in repository["sensors"]:
-                if sensor["sensorState"]["status"] == "RUNNING":
-                    self.graphql(STOP_SENSOR, {"id": sensor["id"]})
-                    stopped += 1
-            for schedule in repository["schedules"]:
-                if schedule["scheduleState"]["status"] == "RUNNING":
-                    self.graphql(STOP_SCHEDULE, {"id": schedule["id"]})
-                    stopped += 1
-        return stopped
+        running = [
+            (STOP_SENSOR if kind == "sensors" else STOP_SCHEDULE, instigator["id"])
+            for repository in self.graphql(INSTIGATORS_QUERY)["repositoriesOrError"]["nodes"]
+            for kind, state in (("sensors", "sensorState"), ("schedules", "scheduleState"))
+            for instigator in repository[kind]
+            if instigator[state]["status"] == "RUNNING"
+        ]
+        for mutation, instigator_id in running:
+            # Right after start-up the webserver may still answer 500 while it loads: retry briefly.
+            wait_for(lambda: self._try_graphql(mutation, {"id": instigator_id}), timeout=30, interval=1,
+                     what=f"stopping {instigator_id}")
+        return len(running)
+
+    def _try_graphql(self, query: str, variables: dict[str, Any]) -> dict[str, Any] | None:
+        try:
+            return self.graphql(query, variables)
+        except requests.RequestException:
+            return None
 
     # --- the sample API -----------------------------------------------------------------
     def resize_sample_api(self, users: int, posts_per_user: int) -> None:

@@ -25,8 +25,8 @@ FLOOR_SCRIPT = Path(__file__).with_name("floor.py")
 SIMPLE_JOB = ("data_extraction_job", "simple_ops")
 MODULAR_JOB = ("all_assets_job", "modular_assets")
 MODULAR_ASSETS = 13
-#: Run memory limits tried in turn at a scale whose run is OOM-killed.
-RUN_MEMORY_LIMITS = ("2g", "6g", "12g")
+#: Run memory limits (GiB) to raise DAGSTER_MAX_RUN_MEMORY to, in turn, when a scale run is OOM-killed.
+RUN_MEMORY_LIMITS_GIB = (2, 4, 8, 12)
 
 
 @dataclass(frozen=True)
@@ -216,24 +216,25 @@ def scale_runs(stack: BenchStack, scale: Scale, repeat: int, largest: bool,
                details: dict[str, Any]) -> list[Metric]:
     """all_assets_job at ``scale`` (wall time, peak memory of its container) vs the floor on the same data.
 
-    A run that is OOM-killed is repeated with the next limit of RUN_MEMORY_LIMITS (the code
-    locations are recreated with DAGSTER_MAX_RUN_MEMORY raised); the limit needed is reported.
+    A run that is OOM-killed is repeated with the next larger limit of RUN_MEMORY_LIMITS_GIB (the
+    code locations are recreated with DAGSTER_MAX_RUN_MEMORY raised); the limit used is reported.
     """
     stack.resize_sample_api(scale.users, scale.posts_per_user)
     timelines: list[RunTimeline] = []
     attempts: list[dict[str, Any]] = []
-    limits = memory_limits_from(stack.settings.get("DAGSTER_MAX_RUN_MEMORY", RUN_MEMORY_LIMITS[0]))
     while len(timelines) < repeat:
         try:
             timelines.append(launch_and_wait(stack, *MODULAR_JOB, timeout=3600, poll_s=2.0, sample_memory=True))
         except RunFailed as failure:
-            attempts.append({"limit": limits[0], "error": str(failure),
-                             "memory": dataclasses.asdict(failure.memory) if failure.memory else None})
-            if not (failure.memory and failure.memory.oom_kills) or len(limits) == 1:
+            memory = failure.memory
+            attempts.append({"limit_gib": memory.limit_mib / 1024 if memory else None, "error": str(failure),
+                             "memory": dataclasses.asdict(memory) if memory else None})
+            larger = [gib for gib in RUN_MEMORY_LIMITS_GIB if memory and gib > memory.limit_mib / 1024]
+            if not (memory and memory.oom_kills and larger):
                 raise
-            limits.pop(0)
-            set_run_memory(stack, limits[0])
-    limit = limits[0]
+            set_run_memory(stack, f"{larger[0]}g")
+    limits = {t.memory.limit_mib for t in timelines if t.memory and t.memory.samples}
+    limit = "/".join(f"{mib / 1024:g}g" for mib in sorted(limits)) or "?"
     floors = [run_floor(scale, stack.workdir / f"floor-{scale.users}") for _ in range(repeat)]
     details[f"scale_{scale.label}"] = {
         "users": scale.users, "posts": scale.posts, "run_memory_limit": limit, "failed_attempts": attempts,
@@ -242,7 +243,8 @@ def scale_runs(stack: BenchStack, scale: Scale, repeat: int, largest: bool,
     floor_wall = statistics.median(f["plain_process_s"] for f in floors)
     floor_rss = statistics.median(f["plain_peak_rss_mib"] for f in floors)
     size = f"{scale.label} ({scale.users:,} users, {scale.posts:,} posts)"
-    oom_note = f"; OOM at {', '.join(a['limit'] for a in attempts)}" if attempts else ""
+    killed_at = ", ".join(f"{attempt['limit_gib']:g}g" for attempt in attempts)
+    oom_note = f"; OOM-killed at {killed_at}" if attempts else ""
     return [
         Metric(f"scale {size}: run launch -> SUCCESS", "s", [t.total_s for t in timelines],
                f"floor {floor_wall:.2f} s (x{statistics.median(t.total_s for t in timelines) / floor_wall:.2f})",
@@ -259,13 +261,6 @@ def scale_runs(stack: BenchStack, scale: Scale, repeat: int, largest: bool,
         Metric("  floor: peak RSS, pandas only", "MiB", [f["plain_peak_rss_mib"] for f in floors],
                f"{statistics.median(f['peak_rss_mib'] for f in floors):.0f} MiB with Dagster imported"),
     ]
-
-
-def memory_limits_from(current: str) -> list[str]:
-    """``current``, then the larger limits of RUN_MEMORY_LIMITS to try after an OOM kill."""
-    if current not in RUN_MEMORY_LIMITS:
-        return [current]
-    return list(RUN_MEMORY_LIMITS[RUN_MEMORY_LIMITS.index(current):])
 
 
 def _ratio(timelines: list[RunTimeline], floor_rss: float) -> float:

@@ -41,9 +41,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, help="repeats of the cheap measurements (default 5, quick 2)")
     parser.add_argument("--json", type=Path, help="also write every number (per phase, step, service) here")
     parser.add_argument("--project", default="dagster-bench", help="compose project name (default dagster-bench)")
-    parser.add_argument("--run-memory", default="2g",
-                        help="DAGSTER_MAX_RUN_MEMORY to start with (default 2g; raised to 6g, then 12g, "
-                             "if a scale run is OOM-killed)")
+    parser.add_argument("--run-memory", help="DAGSTER_MAX_RUN_MEMORY to start with (default: the compose "
+                        "file's); raised step by step up to 12g if a scale run is OOM-killed")
     return parser.parse_args(argv)
 
 
@@ -57,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="dagster-bench-"))
     stack = BenchStack(project=args.project, workdir=workdir)
     stack.write_env(SAMPLE_API_USERS=str(SEED.users), SAMPLE_API_POSTS_PER_USER=str(SEED.posts_per_user),
-                    DAGSTER_MAX_RUN_MEMORY=args.run_memory)
+                    **({"DAGSTER_MAX_RUN_MEMORY": args.run_memory} if args.run_memory else {}))
     details: dict[str, Any] = {"mode": "quick" if args.quick else "full", "repeat": repeat,
                                "dagster": version("dagster"), "cpus": os.cpu_count(), "load_start": load_average()}
     sections: dict[str, list[Metric]] = {}
