@@ -103,7 +103,7 @@ def test_the_command_creates_a_complete_location_and_prints_the_next_steps(scaff
     assert not [name for name in files if "{{" in (location / name).read_text(encoding="utf-8")]
     project = tomllib.loads((location / "pyproject.toml").read_text(encoding="utf-8"))
     assert project["project"]["name"] == PACKAGE
-    assert {"dagster", "dagster-postgres", "dagster-docker", "platform-kit"} <= set(project["project"]["dependencies"])
+    assert {"dagster", "instance-kit", "dagster-docker", "platform-kit"} <= set(project["project"]["dependencies"])
     assert project["tool"]["dagster"] == {"module_name": f"{NAME}.definitions", "code_location_name": NAME}
     assert project["tool"]["dg"]["project"]["code_location_target_module"] == f"{NAME}.definitions"
     for step in ("make lock", "make test", "make up", f"docker compose build {NAME}"):
@@ -147,7 +147,7 @@ def test_uv_lock_adds_the_project_with_the_same_dagster_as_the_others(scaffold: 
     packages = tomllib.loads(lock_file.read_text())["package"]
     new = next(p for p in packages if p["name"] == PACKAGE)
     assert new["source"] == {"editable": FOLDER}
-    assert {d["name"] for d in new["dependencies"]} >= {"dagster", "dagster-postgres", "dagster-docker", "platform-kit"}
+    assert {d["name"] for d in new["dependencies"]} >= {"dagster", "instance-kit", "dagster-docker", "platform-kit"}
     after = sorted((p["name"], p["version"]) for p in packages if p is not new)
     dagster = [version for name, version in after if name == "dagster"]
     assert len(dagster) == 1 and dagster == [version for name, version in before if name == "dagster"]

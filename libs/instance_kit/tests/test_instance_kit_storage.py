@@ -1,0 +1,108 @@
+"""PooledPostgresStorage against a real Postgres server: same behaviour, a fraction of the connects."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import dagster as dg
+import pytest
+import sqlalchemy
+import yaml
+from dagster._core.instance import DagsterInstance
+from dagster._core.instance.ref import InstanceRef
+from instance_kit.storage import PooledPostgresStorage
+
+if TYPE_CHECKING:  # a fixture's type; conftest is not importable as a module under --import-mode=importlib
+    from conftest import PostgresServer
+
+
+@dg.asset
+def numbers() -> list[int]:
+    return list(range(10))
+
+
+@dg.asset
+def total(numbers: list[int]) -> int:
+    return sum(numbers)
+
+
+@dg.asset
+def doubled(total: int) -> int:
+    return 2 * total
+
+
+JOB = dg.define_asset_job("three_assets_job")
+DEFS = dg.Definitions(assets=[numbers, total, doubled], jobs=[JOB], executor=dg.in_process_executor)
+
+
+def _instance(home: Path, postgres: PostgresServer, pooled: bool) -> DagsterInstance:
+    storage = ({"custom": {"module": "instance_kit.storage", "class": "PooledPostgresStorage",
+                           "config": {"postgres_db": postgres.db_config}}}
+               if pooled else {"postgres": {"postgres_db": postgres.db_config}})
+    home.mkdir()
+    (home / "dagster.yaml").write_text(yaml.safe_dump({"storage": storage}))
+    return DagsterInstance.from_config(str(home))
+
+
+@pytest.fixture
+def connects() -> Iterator[list[object]]:
+    """Every new DBAPI connection any SQLAlchemy engine opens while the test runs."""
+    opened: list[object] = []
+
+    def on_connect(dbapi_connection: object, _record: object) -> None:
+        opened.append(dbapi_connection)
+
+    sqlalchemy.event.listen(sqlalchemy.engine.Engine, "connect", on_connect)
+    yield opened
+    sqlalchemy.event.remove(sqlalchemy.engine.Engine, "connect", on_connect)
+
+
+def _is_pooled(instance: DagsterInstance) -> bool:
+    """Whether all three storages of ``instance`` keep connections (the stock ones use a NullPool)."""
+    storages = (instance._run_storage, instance._event_storage, instance._schedule_storage)
+    return all(isinstance(storage._engine.pool, sqlalchemy.pool.QueuePool) for storage in storages)
+
+
+def _run(instance: DagsterInstance) -> dg.ExecuteInProcessResult:
+    result = DEFS.resolve_job_def("three_assets_job").execute_in_process(instance=instance)
+    assert result.success
+    return result
+
+
+def test_runs_reuse_connections_where_dagster_postgres_opens_one_per_call(
+        tmp_path: Path, postgres: PostgresServer, connects: list[object]) -> None:
+    stock = _instance(tmp_path / "stock", postgres, pooled=False)
+    pooled = _instance(tmp_path / "pooled", postgres, pooled=True)
+    assert _is_pooled(pooled) and not _is_pooled(stock)
+    _run(stock), _run(pooled)  # warm-up: tables checked, first connections opened
+
+    connects.clear()
+    _run(stock)
+    stock_connects = len(connects)
+    connects.clear()
+    result = _run(pooled)
+    pooled_connects = len(connects)
+
+    assert stock_connects > 30, "dagster-postgres no longer opens a connection per call: is this class still needed?"
+    assert pooled_connects <= 2, f"{pooled_connects} connects for a 3-asset run"
+    # Same storage, same data: the run and its materializations are readable back.
+    record = pooled.get_run_record_by_id(result.run_id)
+    assert record is not None and record.dagster_run.is_success
+    assert pooled.get_latest_materialization_event(dg.AssetKey("doubled")).asset_materialization is not None
+
+
+def test_run_workers_get_the_pooled_storage_from_the_instance_ref(tmp_path: Path, postgres: PostgresServer) -> None:
+    instance = _instance(tmp_path / "home", postgres, pooled=True)
+    # Run containers rebuild the instance from this serialized reference, not from dagster.yaml.
+    ref = dg.deserialize_value(dg.serialize_value(instance.get_ref()), InstanceRef)
+    assert isinstance(ref.storage, PooledPostgresStorage)
+    assert _is_pooled(DagsterInstance.from_ref(ref))
+
+
+def test_a_postgres_restart_costs_no_error(tmp_path: Path, postgres: PostgresServer) -> None:
+    instance = _instance(tmp_path / "home", postgres, pooled=True)
+    _run(instance)  # the pools now hold connections that the restart will break
+    postgres.pg_ctl("restart", "-m", "fast")
+    _run(instance)  # pool_pre_ping replaces them
