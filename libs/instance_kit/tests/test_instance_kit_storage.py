@@ -37,12 +37,13 @@ JOB = dg.define_asset_job("three_assets_job")
 DEFS = dg.Definitions(assets=[numbers, total, doubled], jobs=[JOB], executor=dg.in_process_executor)
 
 
-def _instance(home: Path, postgres: PostgresServer, pooled: bool) -> DagsterInstance:
+def _instance(home: Path, postgres: PostgresServer, pooled: bool, application_name: str = "test") -> DagsterInstance:
+    db_config = {**postgres.db_config, "params": {"application_name": application_name}}
     storage = ({"custom": {"module": "instance_kit.storage", "class": "PooledPostgresStorage",
-                           "config": {"postgres_db": postgres.db_config}}}
-               if pooled else {"postgres": {"postgres_db": postgres.db_config}})
-    home.mkdir()
-    (home / "dagster.yaml").write_text(yaml.safe_dump({"storage": storage}))
+                           "config": {"postgres_db": db_config}}}
+               if pooled else {"postgres": {"postgres_db": db_config}})
+    home.mkdir(exist_ok=True)
+    (home / "dagster.yaml").write_text(yaml.safe_dump({"storage": storage, "telemetry": {"enabled": False}}))
     return DagsterInstance.from_config(str(home))
 
 
@@ -106,3 +107,17 @@ def test_a_postgres_restart_costs_no_error(tmp_path: Path, postgres: PostgresSer
     _run(instance)  # the pools now hold connections that the restart will break
     postgres.pg_ctl("restart", "-m", "fast")
     _run(instance)  # pool_pre_ping replaces them
+
+
+def test_disposing_of_the_instance_closes_its_connections(tmp_path: Path, postgres: PostgresServer) -> None:
+    """A code server builds an instance per sensor tick and disposes of it: nothing may linger."""
+    def backends() -> int:
+        with _instance(tmp_path / "observer", postgres, pooled=False, application_name="observer") as observer:
+            with observer._run_storage._engine.connect() as conn:
+                query = "select count(*) from pg_stat_activity where application_name = 'tick'"
+                return conn.execute(sqlalchemy.text(query)).scalar_one()
+
+    with _instance(tmp_path / "tick", postgres, pooled=True, application_name="tick") as instance:
+        _run(instance)
+        assert backends() > 0
+    assert backends() == 0

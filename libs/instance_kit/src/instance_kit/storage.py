@@ -22,7 +22,9 @@ Configure it in ``dagster.yaml`` in place of ``storage: postgres:``::
         config:
           postgres_db: {...}      # exactly the config of `storage: postgres:`
 
-Run workers get the same class: the instance reference Dagster hands them
+Each storage closes its connections when Dagster disposes of it (a code server
+builds a short-lived instance for every sensor or schedule evaluation). Run
+workers get the same class: the instance reference Dagster hands them
 names it. The webserver swaps these engines for its own pooled ones (Dagster's
 ``optimize_for_webserver``, one connection per storage plus its statement
 timeout), so there this class only changes start-up. Connections held: at most 3 x POOL_SIZE per process (webserver,
@@ -37,6 +39,9 @@ from typing import Any
 
 from dagster._serdes import ConfigurableClassData
 from dagster_postgres import DagsterPostgresStorage
+from dagster_postgres.event_log import PostgresEventLogStorage
+from dagster_postgres.run_storage import PostgresRunStorage
+from dagster_postgres.schedule_storage import PostgresScheduleStorage
 from dagster_postgres.utils import create_pg_engine, get_token_provider_from_config, pg_url_from_config
 
 #: Connections each storage keeps open. 2, not 1: Dagster sometimes nests a storage call in
@@ -49,24 +54,65 @@ MAX_OVERFLOW = 10
 POOL_RECYCLE_SECONDS = 3600
 
 
+class _Pooled:
+    """Mixin for a dagster-postgres storage: swap its NullPool engine for a pooled one."""
+
+    postgres_url: str
+    _engine: Any
+    _token_provider: Any
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Dagster creates (or checks) the tables with its NullPool engine; then it is replaced.
+        super().__init__(*args, **kwargs)
+        self._engine.dispose()
+        self._engine = create_pg_engine(
+            self.postgres_url,
+            self._token_provider,
+            isolation_level="AUTOCOMMIT",  # what dagster-postgres uses
+            pool_size=POOL_SIZE,
+            max_overflow=MAX_OVERFLOW,
+            pool_pre_ping=True,
+            pool_recycle=POOL_RECYCLE_SECONDS,
+        )
+
+    def optimize_for_webserver(self, statement_timeout: int, pool_recycle: int, max_overflow: int) -> None:
+        # The webserver replaces the engine with its own pooled one (and its statement timeout).
+        self._engine.dispose()
+        super().optimize_for_webserver(statement_timeout, pool_recycle, max_overflow)  # type: ignore[misc]
+
+    def dispose(self) -> None:
+        super().dispose()  # type: ignore[misc]
+        self._engine.dispose()
+
+
+class PooledPostgresRunStorage(_Pooled, PostgresRunStorage):
+    """``PostgresRunStorage`` with pooled connections."""
+
+
+class PooledPostgresEventLogStorage(_Pooled, PostgresEventLogStorage):
+    """``PostgresEventLogStorage`` with pooled connections."""
+
+
+class PooledPostgresScheduleStorage(_Pooled, PostgresScheduleStorage):
+    """``PostgresScheduleStorage`` with pooled connections."""
+
+
 class PooledPostgresStorage(DagsterPostgresStorage):
     """``DagsterPostgresStorage`` whose storages keep their connections open (see the module doc)."""
 
     def __init__(self, postgres_url: str, should_autocreate_tables: bool = True,
                  inst_data: ConfigurableClassData | None = None, token_provider: Any = None) -> None:
-        # Dagster creates (or checks) the tables with its own NullPool engines; then they are replaced.
-        super().__init__(postgres_url, should_autocreate_tables, inst_data=inst_data, token_provider=token_provider)
-        for storage in (self._run_storage, self._event_log_storage, self._schedule_storage):
-            storage._engine.dispose()
-            storage._engine = create_pg_engine(
-                storage.postgres_url,
-                token_provider,
-                isolation_level="AUTOCOMMIT",  # what dagster-postgres uses
-                pool_size=POOL_SIZE,
-                max_overflow=MAX_OVERFLOW,
-                pool_pre_ping=True,
-                pool_recycle=POOL_RECYCLE_SECONDS,
-            )
+        # DagsterPostgresStorage.__init__, with the pooled storages.
+        self.postgres_url = postgres_url
+        self.should_autocreate_tables = should_autocreate_tables
+        self._inst_data = inst_data
+        self._run_storage = PooledPostgresRunStorage(
+            postgres_url, should_autocreate_tables, token_provider=token_provider)
+        self._event_log_storage = PooledPostgresEventLogStorage(
+            postgres_url, should_autocreate_tables, token_provider=token_provider)
+        self._schedule_storage = PooledPostgresScheduleStorage(
+            postgres_url, should_autocreate_tables, token_provider=token_provider)
+        super(DagsterPostgresStorage, self).__init__()  # what comes after DagsterPostgresStorage
 
     @classmethod
     def from_config_value(cls, inst_data: ConfigurableClassData | None,  # ty: ignore[invalid-method-override]
@@ -78,4 +124,3 @@ class PooledPostgresStorage(DagsterPostgresStorage):
             should_autocreate_tables=config_value.get("should_autocreate_tables", True),
             token_provider=get_token_provider_from_config(config_value),
         )
-
