@@ -200,7 +200,7 @@ def test_compose_runs_the_location_as_its_own_code_server(compose_config: dict[s
     assert environment["EXPORTS_DIR"] == "/opt/dagster/exports"
     assert (environment["SCHEDULE_CRON"], pattern["environment"]["SCHEDULE_CRON"]) == ("15 4 * * *", "0 6 * * *")
     assert environment["SCHEDULE_TIMEZONE"] == "UTC"
-    assert service["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert service["depends_on"] == pattern["depends_on"]  # like the existing locations: after Postgres is healthy
     for dependent in ("webserver", "daemon"):
         assert services[dependent]["depends_on"][NAME]["condition"] == "service_started"
 
