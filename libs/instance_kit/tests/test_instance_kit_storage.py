@@ -121,3 +121,13 @@ def test_disposing_of_the_instance_closes_its_connections(tmp_path: Path, postgr
         _run(instance)
         assert backends() > 0
     assert backends() == 0
+
+
+def test_the_webserver_pool_survives_a_postgres_restart_too(tmp_path: Path, postgres: PostgresServer) -> None:
+    instance = _instance(tmp_path / "home", postgres, pooled=True)
+    instance.optimize_for_webserver(statement_timeout=5000, pool_recycle=3600, max_overflow=5)
+    assert instance.get_runs_count() >= 0  # the webserver's connections are open now
+    postgres.pg_ctl("restart", "-m", "fast")
+    assert instance.get_runs_count() >= 0
+    with instance._run_storage._engine.connect() as conn:  # and its statement timeout applies
+        assert conn.execute(sqlalchemy.text("show statement_timeout")).scalar_one() == "5s"

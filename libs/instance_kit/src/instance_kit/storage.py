@@ -25,9 +25,9 @@ Configure it in ``dagster.yaml`` in place of ``storage: postgres:``::
 Each storage closes its connections when Dagster disposes of it (a code server
 builds a short-lived instance for every sensor or schedule evaluation). Run
 workers get the same class: the instance reference Dagster hands them
-names it. The webserver swaps these engines for its own pooled ones (Dagster's
-``optimize_for_webserver``, one connection per storage plus its statement
-timeout), so there this class only changes start-up. Connections held: at most 3 x POOL_SIZE per process (webserver,
+names it. In the webserver, Dagster's ``optimize_for_webserver`` sets one
+connection per storage and its statement timeout, as dagster-postgres does, with
+the pre-ping added. Connections held: at most 3 x POOL_SIZE per process (webserver,
 daemon, each code server, each run worker), well under Postgres' default
 ``max_connections`` of 100 with the run queue's limit of 4 runs.
 """
@@ -37,12 +37,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import sqlalchemy
 from dagster._serdes import ConfigurableClassData
 from dagster_postgres import DagsterPostgresStorage
 from dagster_postgres.event_log import PostgresEventLogStorage
 from dagster_postgres.run_storage import PostgresRunStorage
 from dagster_postgres.schedule_storage import PostgresScheduleStorage
-from dagster_postgres.utils import create_pg_engine, get_token_provider_from_config, pg_url_from_config
+from dagster_postgres.utils import (
+    create_pg_engine,
+    get_token_provider_from_config,
+    pg_url_from_config,
+    set_pg_statement_timeout,
+)
 
 #: Connections each storage keeps open. 2, not 1: Dagster sometimes nests a storage call in
 #: another (one connection held while a second is needed); with 1 that nested connect would
@@ -64,21 +70,26 @@ class _Pooled:
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # Dagster creates (or checks) the tables with its NullPool engine; then it is replaced.
         super().__init__(*args, **kwargs)
+        self._use_pool(POOL_SIZE, MAX_OVERFLOW, POOL_RECYCLE_SECONDS)
+
+    def optimize_for_webserver(self, statement_timeout: int, pool_recycle: int, max_overflow: int) -> None:
+        """What dagster-postgres does for the webserver (one pooled connection and its statement
+        timeout), plus the pre-ping, so a Postgres restart fails no UI request."""
+        self._use_pool(1, max_overflow, pool_recycle)
+        sqlalchemy.event.listen(self._engine, "connect",
+                                lambda connection, _: set_pg_statement_timeout(connection, statement_timeout))
+
+    def _use_pool(self, pool_size: int, max_overflow: int, pool_recycle: int) -> None:
         self._engine.dispose()
         self._engine = create_pg_engine(
             self.postgres_url,
             self._token_provider,
             isolation_level="AUTOCOMMIT",  # what dagster-postgres uses
-            pool_size=POOL_SIZE,
-            max_overflow=MAX_OVERFLOW,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
             pool_pre_ping=True,
-            pool_recycle=POOL_RECYCLE_SECONDS,
+            pool_recycle=pool_recycle,
         )
-
-    def optimize_for_webserver(self, statement_timeout: int, pool_recycle: int, max_overflow: int) -> None:
-        # The webserver replaces the engine with its own pooled one (and its statement timeout).
-        self._engine.dispose()
-        super().optimize_for_webserver(statement_timeout, pool_recycle, max_overflow)  # type: ignore[misc]
 
     def dispose(self) -> None:
         super().dispose()  # type: ignore[misc]
