@@ -115,7 +115,7 @@ new-location: ## add a team's code location, wired in everywhere: make new-locat
 
 # --- benchmarks (not part of `make test`; see bench/README.md) ------------------------
 .PHONY: bench
-bench: venv ## benchmark start-up, run latency, overhead, scale (to 1M posts) and footprint (~20 min)
+bench: venv ## benchmark start-up, run latency, overhead, scale (to 1M posts) and footprint (~10 min)
 	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
 
 .PHONY: bench-quick

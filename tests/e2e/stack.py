@@ -208,8 +208,7 @@ class Stack:
         )
 
     def database_ready(self) -> bool:
-        """Three DB-backed queries in a row succeed. After a Postgres restart the webserver's
-        pooled connections (one per storage) each fail once before they are replaced."""
+        """Three queries in a row that touch every storage (run, event log, schedule) succeed."""
         touches_every_storage = """{
           runsOrError(limit: 1) { ... on Runs { results { eventConnection { events { __typename } } } } }
           repositoriesOrError { ... on RepositoryConnection { nodes { schedules { scheduleState { status } } } } }
