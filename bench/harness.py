@@ -33,13 +33,6 @@ IMAGE_TAG = "bench"
 DAGSTER_IMAGES = ("dagster", "simple_ops", "modular_assets")
 BASE_IMAGE = "python:3.11-slim-bookworm"
 
-LOCATION_VERSIONS_QUERY = """
-{ workspaceOrError { ... on Workspace { locationEntries {
-    name loadStatus versionKey updatedTimestamp
-    locationOrLoadError { __typename }
-} } } }
-"""
-
 INSTIGATORS_QUERY = """
 { repositoriesOrError { ... on RepositoryConnection { nodes {
     sensors { id sensorState { status } }
@@ -190,22 +183,6 @@ class BenchStack(Stack):
         self.compose("up", "--detach", "--no-deps", "--no-build", "--force-recreate", *services)
 
     # --- GraphQL ------------------------------------------------------------------------
-    def location_versions(self) -> dict[str, dict[str, Any]]:
-        """name -> loadStatus, versionKey, updatedTimestamp of each code location."""
-        entries = self.graphql(LOCATION_VERSIONS_QUERY)["workspaceOrError"]["locationEntries"]
-        return {entry["name"]: entry for entry in entries}
-
-    def loaded_version(self, location: str, other_than: str) -> str | None:
-        """The location's versionKey when it is loaded with a version other than ``other_than``."""
-        try:
-            entry = self.location_versions().get(location)
-        except (requests.RequestException, AssertionError):
-            return None
-        if (entry and entry["loadStatus"] == "LOADED" and entry["versionKey"] != other_than
-                and entry["locationOrLoadError"]["__typename"] == "RepositoryLocation"):
-            return entry["versionKey"]
-        return None
-
     def stop_automation(self) -> int:
         """Stop every running sensor and schedule, so that only the benchmark launches runs.
 

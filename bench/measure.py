@@ -136,7 +136,7 @@ def redeploys(stack: BenchStack, location: str, repeat: int, details: dict[str, 
         for _ in range(repeat):
             with definitions.open("a") as handle:
                 handle.write(f"# bench redeploy {uuid.uuid4().hex}\n")
-            before = stack.location_versions()[location]["versionKey"]
+            before = stack.locations()[location]["versionKey"]
             started = time.monotonic()
             stack.compose("build", location)
             rebuild.samples.append(time.monotonic() - started)
@@ -270,7 +270,7 @@ def _ratio(timelines: list[RunTimeline], floor_rss: float) -> float:
 
 def set_run_memory(stack: BenchStack, limit: str) -> None:
     """Set DAGSTER_MAX_RUN_MEMORY and recreate the code locations (their container context holds it)."""
-    versions = {name: entry["versionKey"] for name, entry in stack.location_versions().items()}
+    versions = {name: entry["versionKey"] for name, entry in stack.locations().items()}
     stack.write_env(DAGSTER_MAX_RUN_MEMORY=limit)
     stack.recreate(*versions)
     for name, before in versions.items():

@@ -31,7 +31,7 @@ T = TypeVar("T")
 
 LOCATIONS_QUERY = """
 { workspaceOrError { ... on Workspace { locationEntries {
-    name loadStatus
+    name loadStatus versionKey
     locationOrLoadError { __typename ... on PythonError { message causes { message } } }
 } } } }
 """
@@ -194,6 +194,18 @@ class Stack:
     def locations(self) -> dict[str, dict[str, Any]]:
         entries = self.graphql(LOCATIONS_QUERY)["workspaceOrError"]["locationEntries"]
         return {entry["name"]: entry for entry in entries}
+
+    def loaded_version(self, location: str, other_than: str) -> str | None:
+        """The location's versionKey (its code server's id) once it is loaded from a server other
+        than the one whose versionKey was ``other_than``; None until then."""
+        try:
+            entry = self.locations().get(location)
+        except (requests.RequestException, AssertionError):
+            return None
+        if (entry and entry["loadStatus"] == "LOADED" and entry["versionKey"] != other_than
+                and entry["locationOrLoadError"]["__typename"] == "RepositoryLocation"):
+            return entry["versionKey"]
+        return None
 
     def all_locations_loaded(self, names: Sequence[str] = ("simple_ops", "modular_assets")) -> bool:
         try:

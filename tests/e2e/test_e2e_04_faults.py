@@ -74,6 +74,7 @@ def test_a_code_server_crash_mid_run_spares_the_run_and_the_other_team(stack: St
     try:
         run_id = stack.launch("data_extraction_job", "simple_ops")
         wait_for(lambda: _run_container_ids(stack), timeout=60, interval=0.5, what="the run container")
+        killed_server = stack.locations()["simple_ops"]["versionKey"]
         stack.compose("kill", "simple_ops")  # the code server dies; the run has its own container
         other = stack.launch("all_assets_job", "modular_assets")
         assert stack.wait_for_run(run_id)["status"] == "SUCCESS"
@@ -81,7 +82,10 @@ def test_a_code_server_crash_mid_run_spares_the_run_and_the_other_team(stack: St
     finally:
         stack.sample_api("POST", "/__admin/reset")
         stack.compose("start", "simple_ops")
-    wait_for(stack.all_locations_loaded, timeout=90, what="simple_ops back")
+    # Loaded from the *new* server: until the webserver notices the old one is gone it may still
+    # report it LOADED, and a launch in that window fails with "Could not reach user code server".
+    wait_for(lambda: stack.loaded_version("simple_ops", other_than=killed_server), timeout=90,
+             what="simple_ops back on its new server")
 
 
 def _pg_connections(stack: Stack) -> int:
