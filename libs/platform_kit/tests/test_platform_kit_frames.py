@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import dagster as dg
 import pandas as pd
 import pytest
-from platform_kit.frames import POST_COLUMNS, USER_COLUMNS, flatten_users, posts_frame
+from platform_kit.frames import POST_COLUMNS, USER_COLUMNS, DataFrame, flatten_users, posts_frame
 
 
 def user(ident: int = 1, **changes: Any) -> dict[str, Any]:
@@ -139,3 +140,10 @@ def test_a_post_without_title_or_body_has_nulls_there() -> None:
 
     assert frame.loc[0, "post_id"] == 7
     assert pd.isna(frame.loc[0, "title"]) and pd.isna(frame.loc[0, "body"])
+
+
+def test_the_dataframe_type_passes_frames_and_names_what_else_it_got() -> None:
+    assert dg.check_dagster_type(DataFrame, pd.DataFrame({"a": [1]})).success
+    failed = dg.check_dagster_type(DataFrame, [{"a": 1}])
+    assert not failed.success
+    assert failed.description == "Expected a pandas DataFrame, got list."

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
-import pandas as pd
+from platform_kit.frames import DataFrame
 from platform_kit.metadata import frame_metadata
 
 from modular_assets.constants import OWNERS
@@ -31,7 +31,7 @@ TOP_AUTHORS_ORDER = (("total_posts", False), ("avg_body_length", False), ("user_
 DECIMALS = 2
 
 
-def activity_stats(users: pd.DataFrame, posts: pd.DataFrame) -> pd.DataFrame:
+def activity_stats(users: DataFrame, posts: DataFrame) -> DataFrame:
     """One row per user, users without posts included.
 
     Columns: user_id, name, username, total_posts (0 without posts),
@@ -39,6 +39,8 @@ def activity_stats(users: pd.DataFrame, posts: pd.DataFrame) -> pd.DataFrame:
     min_body_length, max_body_length (null without posts: there is nothing
     to average). Posts whose user is unknown are not counted. Sorted by user_id.
     """
+    import pandas as pd
+
     lengths = pd.DataFrame(
         {
             "user_id": posts["user_id"],
@@ -65,7 +67,7 @@ def activity_stats(users: pd.DataFrame, posts: pd.DataFrame) -> pd.DataFrame:
     ).sort_values("user_id", kind="stable", ignore_index=True)
 
 
-def rank_top_authors(stats: pd.DataFrame, n: int = TOP_N) -> pd.DataFrame:
+def rank_top_authors(stats: DataFrame, n: int = TOP_N) -> DataFrame:
     """The ``n`` most active authors, ranked 1..n.
 
     Order: total_posts descending, then avg_body_length descending (nulls
@@ -73,6 +75,8 @@ def rank_top_authors(stats: pd.DataFrame, n: int = TOP_N) -> pd.DataFrame:
     Columns: rank, user_id, name, username, total_posts, avg_title_length,
     avg_body_length.
     """
+    import pandas as pd
+
     columns, ascending = zip(*TOP_AUTHORS_ORDER, strict=True)
     top = (
         stats.sort_values(list(columns), ascending=list(ascending), na_position="last", kind="stable")
@@ -85,7 +89,7 @@ def rank_top_authors(stats: pd.DataFrame, n: int = TOP_N) -> pd.DataFrame:
     ]
 
 
-def summarize(users: pd.DataFrame, posts: pd.DataFrame, generated_at: datetime) -> dict[str, Any]:
+def summarize(users: DataFrame, posts: DataFrame, generated_at: datetime) -> dict[str, Any]:
     """Dataset-wide statistics as plain JSON-ready values.
 
     Keys: total_users, total_posts, users_without_posts, avg_posts_per_user,
@@ -112,8 +116,8 @@ def summarize(users: pd.DataFrame, posts: pd.DataFrame, generated_at: datetime) 
 
 @dg.asset(**_COMMON)
 def user_activity_stats(
-    users_cleaned: pd.DataFrame, posts_cleaned: pd.DataFrame
-) -> dg.Output[pd.DataFrame]:
+    users_cleaned: DataFrame, posts_cleaned: DataFrame
+) -> dg.Output[DataFrame]:
     """Activity per user, users without posts included (total_posts = 0).
 
     Columns: user_id, name, username, total_posts, avg_title_length,
@@ -125,7 +129,7 @@ def user_activity_stats(
 
 
 @dg.asset(**_COMMON)
-def top_authors(user_activity_stats: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+def top_authors(user_activity_stats: DataFrame) -> dg.Output[DataFrame]:
     """The 5 most active authors, ranked 1-5.
 
     Order (deterministic, ties included): total_posts descending, then
@@ -138,7 +142,7 @@ def top_authors(user_activity_stats: pd.DataFrame) -> dg.Output[pd.DataFrame]:
 
 @dg.asset(**_COMMON)
 def data_summary(
-    users_cleaned: pd.DataFrame, posts_cleaned: pd.DataFrame
+    users_cleaned: DataFrame, posts_cleaned: DataFrame
 ) -> dg.Output[dict[str, Any]]:
     """Dataset-wide statistics: total_users, total_posts, users_without_posts, avg_posts_per_user,
     avg_title_length, avg_body_length (over all posts) and generated_at (UTC).

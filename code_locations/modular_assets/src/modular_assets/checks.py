@@ -17,8 +17,8 @@ whenever the users fail.
 from collections.abc import Iterator
 
 import dagster as dg
-import pandas as pd
 from platform_kit import checks as rules
+from platform_kit.frames import DataFrame
 
 USERS = dg.AssetKey("users_cleaned")
 POSTS = dg.AssetKey("posts_cleaned")
@@ -66,7 +66,7 @@ def _named(result: dg.AssetCheckResult, spec: dg.AssetCheckSpec) -> dg.AssetChec
     )
 
 
-def users_cleaned_results(users: pd.DataFrame) -> list[dg.AssetCheckResult]:
+def users_cleaned_results(users: DataFrame) -> list[dg.AssetCheckResult]:
     """The results of USERS_CLEANED_CHECKS for ``users``, in that order."""
     unique_ids, emails = USERS_CLEANED_CHECKS
     return [
@@ -75,7 +75,7 @@ def users_cleaned_results(users: pd.DataFrame) -> list[dg.AssetCheckResult]:
     ]
 
 
-def posts_cleaned_results(posts: pd.DataFrame) -> list[dg.AssetCheckResult]:
+def posts_cleaned_results(posts: DataFrame) -> list[dg.AssetCheckResult]:
     """The results of POSTS_CLEANED_CHECKS for ``posts``, in that order."""
     unique_ids, titles = POSTS_CLEANED_CHECKS
     return [
@@ -85,19 +85,19 @@ def posts_cleaned_results(posts: pd.DataFrame) -> list[dg.AssetCheckResult]:
 
 
 @dg.multi_asset_check(specs=USERS_CLEANED_CHECKS, ins={"users_cleaned": dg.AssetIn(USERS)})
-def users_cleaned_checks(users_cleaned: pd.DataFrame) -> Iterator[dg.AssetCheckResult]:
+def users_cleaned_checks(users_cleaned: DataFrame) -> Iterator[dg.AssetCheckResult]:
     """users_cleaned: user_id is unique, emails are well formed (both blocking)."""
     yield from users_cleaned_results(users_cleaned)
 
 
 @dg.multi_asset_check(specs=POSTS_CLEANED_CHECKS, ins={"posts_cleaned": dg.AssetIn(POSTS)})
-def posts_cleaned_checks(posts_cleaned: pd.DataFrame) -> Iterator[dg.AssetCheckResult]:
+def posts_cleaned_checks(posts_cleaned: DataFrame) -> Iterator[dg.AssetCheckResult]:
     """posts_cleaned: post_id is unique, no title is blank (both blocking)."""
     yield from posts_cleaned_results(posts_cleaned)
 
 
 @dg.asset_check(asset=POSTS, additional_ins={"users_cleaned": dg.AssetIn(USERS)}, blocking=True)
-def authors_exist(posts_cleaned: pd.DataFrame, users_cleaned: pd.DataFrame) -> dg.AssetCheckResult:
+def authors_exist(posts_cleaned: DataFrame, users_cleaned: DataFrame) -> dg.AssetCheckResult:
     """Every post's user_id is a user in users_cleaned.
 
     Checked on posts_cleaned, not on the joined posts_with_user_info, so that an

@@ -10,8 +10,8 @@ import os
 from typing import Any
 
 import dagster as dg
-import pandas as pd
 from platform_kit.exports import CsvExportResource
+from platform_kit.frames import DataFrame
 from platform_kit.metadata import markdown_preview
 
 from modular_assets.constants import OWNERS
@@ -33,7 +33,7 @@ CSV_FILES = {
 SUMMARY_FILE = "export_summary.json"
 
 
-def _export(exports: CsvExportResource, frame: pd.DataFrame, asset_name: str) -> dg.Output[str]:
+def _export(exports: CsvExportResource, frame: DataFrame, asset_name: str) -> dg.Output[str]:
     """Write ``frame`` to the asset's CSV file; the value is the file's path.
 
     Metadata: export_path, size_bytes, dagster/row_count, dagster/column_schema, preview.
@@ -43,27 +43,27 @@ def _export(exports: CsvExportResource, frame: pd.DataFrame, asset_name: str) ->
 
 
 @dg.asset(**_COMMON, kinds={"csv"})
-def users_csv(users_cleaned: pd.DataFrame, exports: CsvExportResource) -> dg.Output[str]:
+def users_csv(users_cleaned: DataFrame, exports: CsvExportResource) -> dg.Output[str]:
     """``users.csv``: the cleaned users, one row per user. The value is the file's path."""
     return _export(exports, users_cleaned, "users_csv")
 
 
 @dg.asset(**_COMMON, kinds={"csv"})
 def posts_enriched_csv(
-    posts_with_user_info: pd.DataFrame, exports: CsvExportResource
+    posts_with_user_info: DataFrame, exports: CsvExportResource
 ) -> dg.Output[str]:
     """``posts_enriched.csv``: every post with its author's details. The value is the file's path."""
     return _export(exports, posts_with_user_info, "posts_enriched_csv")
 
 
 @dg.asset(**_COMMON, kinds={"csv"})
-def user_stats_csv(user_activity_stats: pd.DataFrame, exports: CsvExportResource) -> dg.Output[str]:
+def user_stats_csv(user_activity_stats: DataFrame, exports: CsvExportResource) -> dg.Output[str]:
     """``user_stats.csv``: activity per user, users without posts included. The value is the file's path."""
     return _export(exports, user_activity_stats, "user_stats_csv")
 
 
 @dg.asset(**_COMMON, kinds={"csv"})
-def top_authors_csv(top_authors: pd.DataFrame, exports: CsvExportResource) -> dg.Output[str]:
+def top_authors_csv(top_authors: DataFrame, exports: CsvExportResource) -> dg.Output[str]:
     """``top_authors.csv``: the 5 most active authors, ranked. The value is the file's path."""
     return _export(exports, top_authors, "top_authors_csv")
 
@@ -116,6 +116,8 @@ def export_summary(
     files = [_exported_file(context.instance, name, path) for name, path in csv_paths.items()]
     payload = summary_payload(files, data_summary)
     written = exports.write_json(payload, SUMMARY_FILE)
+    import pandas as pd
+
     table = pd.DataFrame(files)[["asset", "rows", "size_bytes", "path"]]
     return dg.Output(
         payload,

@@ -25,8 +25,7 @@ the peak of both is the JSON decoding of ``GET /posts``.
 """
 
 import dagster as dg
-import pandas as pd
-from platform_kit.frames import flatten_users, posts_frame
+from platform_kit.frames import DataFrame, flatten_users, posts_frame
 from platform_kit.metadata import frame_metadata
 from platform_kit.source_api import SourceApiResource
 
@@ -42,7 +41,7 @@ _COMMON = dict(
 
 
 @dg.asset(**_COMMON, deps=[UPSTREAM_USERS_EXPORT])
-def api_users_raw(source_api: SourceApiResource) -> dg.Output[pd.DataFrame]:
+def api_users_raw(source_api: SourceApiResource) -> dg.Output[DataFrame]:
     """Users of the source API (``GET /users``), one row per user, values as the API sent them.
 
     Nested address, geo and company fields are flattened into columns
@@ -67,7 +66,7 @@ def api_users_raw(source_api: SourceApiResource) -> dg.Output[pd.DataFrame]:
 
 
 @dg.asset(**_COMMON)
-def api_posts_raw(source_api: SourceApiResource) -> dg.Output[pd.DataFrame]:
+def api_posts_raw(source_api: SourceApiResource) -> dg.Output[DataFrame]:
     """Posts of the source API (``GET /posts``): post_id, user_id, title, body, as the API sent them.
 
     The run fails with a ``SourceApiError`` naming the endpoint and the problem

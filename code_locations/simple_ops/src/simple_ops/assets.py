@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 import dagster as dg
-import pandas as pd
 from platform_kit.exports import CsvExportResource
+from platform_kit.frames import DataFrame
 from platform_kit.source_api import SourceApiResource
 
 from simple_ops import extraction
@@ -42,7 +42,7 @@ def raw_user_data(source_api: SourceApiResource) -> dg.Output[list[dict[str, Any
     kinds={"pandas"},
     tags={"domain": "users", "layer": "transformed"},
 )
-def transformed_user_data(raw_user_data: list[dict[str, Any]]) -> dg.Output[pd.DataFrame]:
+def transformed_user_data(raw_user_data: list[dict[str, Any]]) -> dg.Output[DataFrame]:
     """One typed row per user: identity, contact, address, geo coordinates and company.
 
     Blocking checks (unique user_id, well-formed emails) keep bad rows out of the CSV.
@@ -57,7 +57,7 @@ def transformed_user_data(raw_user_data: list[dict[str, Any]]) -> dg.Output[pd.D
     tags={"domain": "users", "layer": "export"},
 )
 def user_data_csv(
-    exports: CsvExportResource, transformed_user_data: pd.DataFrame
+    exports: CsvExportResource, transformed_user_data: DataFrame
 ) -> dg.Output[str]:
     """``users.csv`` under EXPORTS_DIR/simple_ops/, replaced atomically; the value is its path."""
     return extraction.export_users(exports, transformed_user_data)
@@ -70,7 +70,7 @@ def user_data_csv(
     tags={"domain": "users", "layer": "export"},
 )
 def data_extraction_summary(
-    exports: CsvExportResource, transformed_user_data: pd.DataFrame, user_data_csv: str
+    exports: CsvExportResource, transformed_user_data: DataFrame, user_data_csv: str
 ) -> dg.Output[dict[str, Any]]:
     """What the last extraction produced: record count, columns, CSV path and size, time (UTC).
 

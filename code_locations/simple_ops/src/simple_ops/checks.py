@@ -10,19 +10,19 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import dagster as dg
-import pandas as pd
+from platform_kit.frames import DataFrame
 
 from simple_ops.assets import transformed_user_data
 from simple_ops.extraction import QUALITY_RULES
 
 
 def _blocking_check(
-    name: str, rule: Callable[[pd.DataFrame], dg.AssetCheckResult]
+    name: str, rule: Callable[[DataFrame], dg.AssetCheckResult]
 ) -> dg.AssetChecksDefinition:
     @dg.asset_check(
         asset=transformed_user_data, name=name, description=rule.__doc__, blocking=True
     )
-    def _check(transformed_user_data: pd.DataFrame) -> dg.AssetCheckResult:
+    def _check(transformed_user_data: DataFrame) -> dg.AssetCheckResult:
         return rule(transformed_user_data)
 
     return _check

@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import pandas as pd
 from platform_kit import checks
 from platform_kit.exports import CsvExportResource
-from platform_kit.frames import flatten_users
+from platform_kit.frames import DataFrame, flatten_users
 from platform_kit.metadata import frame_metadata
 from platform_kit.source_api import SourceApiResource
 
@@ -41,30 +40,30 @@ def fetch_users(source_api: SourceApiResource) -> dg.Output[list[dict[str, Any]]
     )
 
 
-def transform_users(records: list[dict[str, Any]]) -> dg.Output[pd.DataFrame]:
+def transform_users(records: list[dict[str, Any]]) -> dg.Output[DataFrame]:
     """One typed row per user (nested address, geo and company flattened)."""
     frame = flatten_users(records)
     return dg.Output(frame, metadata=frame_metadata(frame))
 
 
-def unique_user_ids(frame: pd.DataFrame) -> dg.AssetCheckResult:
+def unique_user_ids(frame: DataFrame) -> dg.AssetCheckResult:
     """Each user_id occurs once: duplicates would double-count users downstream."""
     return checks.unique(frame, "user_id")
 
 
-def well_formed_emails(frame: pd.DataFrame) -> dg.AssetCheckResult:
+def well_formed_emails(frame: DataFrame) -> dg.AssetCheckResult:
     """Every email looks like name@domain.tld, so exported contacts are usable."""
     return checks.well_formed_emails(frame, "email")
 
 
 #: The rules a user table must pass before it is exported, by check name.
-QUALITY_RULES: dict[str, Callable[[pd.DataFrame], dg.AssetCheckResult]] = {
+QUALITY_RULES: dict[str, Callable[[DataFrame], dg.AssetCheckResult]] = {
     "unique_user_ids": unique_user_ids,
     "well_formed_emails": well_formed_emails,
 }
 
 
-def require_quality(frame: pd.DataFrame) -> None:
+def require_quality(frame: DataFrame) -> None:
     """Raise :class:`DataQualityError` naming each of ``QUALITY_RULES`` that ``frame`` fails."""
     failures = [
         f"{name}: {result.description}"
@@ -78,14 +77,14 @@ def require_quality(frame: pd.DataFrame) -> None:
         )
 
 
-def export_users(exports: CsvExportResource, frame: pd.DataFrame) -> dg.Output[str]:
+def export_users(exports: CsvExportResource, frame: DataFrame) -> dg.Output[str]:
     """Write ``users.csv`` atomically, after checking the quality rules; the value is its path."""
     require_quality(frame)
     exported = exports.write(frame, USERS_CSV)
     return dg.Output(str(exported.path), metadata=exported.metadata(frame))
 
 
-def build_summary(frame: pd.DataFrame, csv_path: str, now: datetime) -> dict[str, Any]:
+def build_summary(frame: DataFrame, csv_path: str, now: datetime) -> dict[str, Any]:
     """What was extracted: record count, columns, the CSV's path and size, and when (UTC)."""
     return {
         "record_count": len(frame),
@@ -97,7 +96,7 @@ def build_summary(frame: pd.DataFrame, csv_path: str, now: datetime) -> dict[str
 
 
 def summarize(
-    exports: CsvExportResource, frame: pd.DataFrame, csv_path: str
+    exports: CsvExportResource, frame: DataFrame, csv_path: str
 ) -> dg.Output[dict[str, Any]]:
     """Build the extraction summary and write it atomically next to the CSV."""
     summary = build_summary(frame, csv_path, datetime.now(UTC))

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import dagster as dg
-import pandas as pd
 from platform_kit.exports import CsvExportResource
+from platform_kit.frames import DataFrame
 from platform_kit.source_api import SourceApiResource
 
 from simple_ops import extraction
@@ -26,20 +26,20 @@ def fetch_data_from_api(source_api: SourceApiResource) -> dg.Output[list[dict[st
 
 
 @dg.op(tags=TAGS)
-def transform_data(raw_data: list[dict[str, Any]]) -> dg.Output[pd.DataFrame]:
+def transform_data(raw_data: list[dict[str, Any]]) -> dg.Output[DataFrame]:
     """Flatten the user records into one typed row per user."""
     return extraction.transform_users(raw_data)
 
 
 @dg.op(tags=TAGS)
-def save_to_csv(exports: CsvExportResource, transformed: pd.DataFrame) -> dg.Output[str]:
+def save_to_csv(exports: CsvExportResource, transformed: DataFrame) -> dg.Output[str]:
     """Check the quality rules, then write users.csv atomically; output its path."""
     return extraction.export_users(exports, transformed)
 
 
 @dg.op(tags=TAGS)
 def generate_summary(
-    exports: CsvExportResource, transformed: pd.DataFrame, file_path: str
+    exports: CsvExportResource, transformed: DataFrame, file_path: str
 ) -> dg.Output[dict[str, Any]]:
     """Summarize the extraction and write extraction_summary.json next to the CSV."""
     return extraction.summarize(exports, transformed, file_path)

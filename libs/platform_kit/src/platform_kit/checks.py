@@ -7,9 +7,12 @@ when bad data must stop downstream assets from being built.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where it runs: see platform_kit.frames.DataFrame
+    import pandas as pd
 
 #: A pragmatic shape check: something@something.tld, no spaces.
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")

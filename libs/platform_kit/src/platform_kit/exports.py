@@ -14,13 +14,15 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import dagster as dg
-import pandas as pd
 from pydantic import Field
 
 from platform_kit.metadata import frame_metadata
+
+if TYPE_CHECKING:  # pandas is imported where it runs: see platform_kit.frames.DataFrame
+    import pandas as pd
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import dagster as dg
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where it runs: see platform_kit.frames.DataFrame
+    import pandas as pd
 
 PREVIEW_ROWS = 5
 
 
 def markdown_preview(frame: pd.DataFrame, rows: int = PREVIEW_ROWS) -> str:
     """The first ``rows`` rows of ``frame`` as a Markdown table (pipes escaped, one line per row)."""
+    import pandas as pd
 
     def cell(value: object) -> str:
         text = "" if pd.api.types.is_scalar(value) and pd.isna(value) else str(value)
