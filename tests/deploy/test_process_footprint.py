@@ -1,4 +1,4 @@
-"""What a Dagster process of the images does not spend: pandas in code servers."""
+"""What a Dagster process of the images does not spend: pandas in code servers, a final GC at exit."""
 
 from __future__ import annotations
 
@@ -33,3 +33,20 @@ def test_serving_a_location_does_not_import_pandas(location: str) -> None:
     )
     assert loaded.strip() == "[]"
 
+
+CYCLE = """
+import gc
+gc.disable()
+class Cycle:
+    def __del__(self):
+        print("collected at exit")
+cycle = Cycle(); cycle.me = cycle; del cycle
+"""
+
+
+def test_the_images_sitecustomize_skips_the_final_garbage_collection() -> None:
+    """With deploy/dagster on the path (as /opt/dagster/lib is in the images), garbage left at
+    exit is not collected: the interpreter skips the heap walk that made ``docker stop`` of a
+    code server take ~1.4 s. Without it, the same garbage is collected."""
+    assert _python(CYCLE) == "collected at exit\n"
+    assert _python(CYCLE, PYTHONPATH=str(ROOT / "deploy" / "dagster")) == ""
