@@ -9,26 +9,22 @@ run. Everything lives under its own compose project (``dagster-bench`` by defaul
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 from stack import Stack, wait_for  # noqa: E402  (the e2e suite's compose + GraphQL helper)
-from init_env import sha512_crypt  # noqa: E402  (on sys.path once `stack` is imported)
 
 LOCATIONS = ("simple_ops", "modular_assets")
-IMAGE_TAG = "bench"
 #: The images this file builds, by the name part after "<project>-".
 DAGSTER_IMAGES = ("dagster", "simple_ops", "modular_assets")
 BASE_IMAGE = "python:3.11-slim-bookworm"
@@ -77,44 +73,25 @@ class BenchStack(Stack):
     """Extra variables of the env file, e.g. ``DAGSTER_MAX_RUN_MEMORY``."""
     override_file: Path | None = None
     """An extra compose file (the redeploy measurement's build context), or None."""
+    image_tag: ClassVar[str] = "bench"
 
     @property
     def env_file(self) -> Path:
         return self.workdir / "bench.env"
 
+    @property
+    def compose_files(self) -> list[Path]:
+        """docker-compose.yml (not the e2e override) and the override file, if any."""
+        return [ROOT / "docker-compose.yml", *([self.override_file] if self.override_file else [])]
+
     def write_env(self, **settings: str) -> None:
         """Write the env file: random secrets, a free gateway port, the bench tag and ``settings``."""
         self.settings.update(settings)
-        htpasswd = self.workdir / "htpasswd"
-        htpasswd.write_text(f"{self.user}:{sha512_crypt(self.password)}\n")
-        htpasswd.chmod(0o644)
-        values = {
-            "POSTGRES_PASSWORD": self.postgres_password,
-            "DOCKER_GID": str(os.stat("/var/run/docker.sock").st_gid),
-            "GATEWAY_PORT": str(self.port),
-            "GATEWAY_HTPASSWD_FILE": str(htpasswd),
-            "DAGSTER_IMAGE_TAG": IMAGE_TAG,
-            **self.settings,
-        }
-        self.env_file.write_text("".join(f"{key}={value}\n" for key, value in values.items()))
-
-    def compose(
-        self, *args: str, check: bool = True, timeout: float = 600, env: dict[str, str] | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        """`docker compose` on docker-compose.yml (+ the override file, if any) with the bench env."""
-        files = [ROOT / "docker-compose.yml", *([self.override_file] if self.override_file else [])]
-        command = ["docker", "compose", "-p", self.project, "--env-file", str(self.env_file),
-                   *(arg for path in files for arg in ("-f", str(path))), *args]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
-                                env={**os.environ, **(env or {})})
-        if check and result.returncode != 0:
-            raise RuntimeError(f"`docker compose {' '.join(args)}` failed ({result.returncode}):\n"
-                               f"{result.stdout}\n{result.stderr}")
-        return result
+        self.write_env_file(self.settings)
 
     def image(self, name: str) -> str:
         """The full name of one of this project's images, e.g. ``dagster-bench-dagster:bench``."""
-        return f"{self.project}-{name}:{IMAGE_TAG}"
+        return f"{self.project}-{name}:{self.image_tag}"
 
     # --- life cycle ---------------------------------------------------------------------
     def down(self) -> None:
@@ -211,14 +188,7 @@ class BenchStack(Stack):
     # --- the sample API -----------------------------------------------------------------
     def resize_sample_api(self, users: int, posts_per_user: int) -> None:
         """Change the stack's sample API size at run time (its admin endpoint, from inside)."""
-        script = (
-            "import json, sys, urllib.request as u\n"
-            "request = u.Request('http://127.0.0.1:8080/__admin/config', data=sys.argv[1].encode(),"
-            " headers={'Content-Type': 'application/json'}, method='POST')\n"
-            "u.build_opener(u.ProxyHandler({})).open(request, timeout=10).read()\n"
-        )
-        payload = json.dumps({"users": users, "posts_per_user": posts_per_user})
-        self.compose("exec", "-T", "sample_api", "python", "-c", script, payload)
+        self.sample_api("POST", "/__admin/config", {"users": users, "posts_per_user": posts_per_user})
 
     # --- Docker measurements ---------------------------------------------------------
     def service_memory_mib(self) -> dict[str, float]:

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import requests
 from dagster_graphql import DagsterGraphQLClient
@@ -87,6 +87,8 @@ class Stack:
     password: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     postgres_password: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     port: int = field(default_factory=free_port)
+    #: Tag of the images this stack builds and runs (DAGSTER_IMAGE_TAG).
+    image_tag: ClassVar[str] = "e2e"
 
     @property
     def url(self) -> str:
@@ -96,8 +98,13 @@ class Stack:
     def env_file(self) -> Path:
         return self.workdir / "e2e.env"
 
-    def write_env(self) -> None:
-        """The stack's settings: random secrets, its own port, a webhook sink for alerts."""
+    @property
+    def compose_files(self) -> list[Path]:
+        return COMPOSE_FILES
+
+    def write_env_file(self, extra: dict[str, str]) -> None:
+        """The env file: random secrets (the UI user's hash in an htpasswd file beside it), this
+        stack's gateway port and image tag, and ``extra``."""
         htpasswd = self.workdir / "htpasswd"
         htpasswd.write_text(f"{self.user}:{sha512_crypt(self.password)}\n")
         htpasswd.chmod(0o644)
@@ -106,10 +113,14 @@ class Stack:
             "DOCKER_GID": str(os.stat("/var/run/docker.sock").st_gid),
             "GATEWAY_PORT": str(self.port),
             "GATEWAY_HTPASSWD_FILE": str(htpasswd),
-            "DAGSTER_IMAGE_TAG": "e2e",
-            "ALERT_WEBHOOK_URL": "http://webhook_sink:8080/alerts",
+            "DAGSTER_IMAGE_TAG": self.image_tag,
+            **extra,
         }
         self.env_file.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+
+    def write_env(self) -> None:
+        """The stack's settings: random secrets, its own port, a webhook sink for alerts."""
+        self.write_env_file({"ALERT_WEBHOOK_URL": "http://webhook_sink:8080/alerts"})
         (self.workdir / "stack.json").write_text(json.dumps(
             {"project": self.project, "password": self.password,
              "postgres_password": self.postgres_password, "port": self.port}))
@@ -123,7 +134,7 @@ class Stack:
     def compose(
         self, *args: str, check: bool = True, timeout: float = 600, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
-        files = [arg for path in COMPOSE_FILES for arg in ("-f", str(path))]
+        files = [arg for path in self.compose_files for arg in ("-f", str(path))]
         command = ["docker", "compose", "-p", self.project, "--env-file", str(self.env_file), *files, *args]
         result = subprocess.run(
             command, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
@@ -160,7 +171,7 @@ class Stack:
         """A file of the exports volume, read through a throw-away container."""
         return self.docker(
             "run", "--rm", "--network", "none", "-v", f"{self.project}_exports:/exports:ro",
-            "--entrypoint", "cat", f"{self.project}-dagster:e2e", f"/exports/{relative_path}",
+            "--entrypoint", "cat", f"{self.project}-dagster:{self.image_tag}", f"/exports/{relative_path}",
         ).stdout
 
     def diagnostics(self) -> str:
