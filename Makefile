@@ -3,8 +3,10 @@
 # its secrets) is created on first use.
 #
 #   make up      start the stack, return when every service is healthy
-#   make test    run every test (unit, integration, end-to-end against a real stack)
-#   make dev     both code locations in `dagster dev` + the sample API, no Docker
+#   make test    lint, then every test (unit, integration, end-to-end against a real stack)
+#   make dev     every code location in `dagster dev` + the sample API, no Docker
+#
+# The code locations are listed once, in workspace.yaml; the targets below read it.
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -18,6 +20,7 @@ VENV := .venv
 COMPOSE ?= docker compose
 UP_TIMEOUT ?= 300
 DEV_API_PORT ?= 8090
+INIT_ENV := $(PYTHON) tools/src/template_tools/init_env.py
 
 .PHONY: help
 help: ## list the targets
@@ -28,7 +31,7 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
-$(VENV)/.synced: $(UV) uv.lock pyproject.toml $(wildcard */*/pyproject.toml)
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml $(wildcard */pyproject.toml */*/pyproject.toml)
 	$(UV) sync --frozen --all-packages
 	@touch $@
 
@@ -40,19 +43,16 @@ lock: $(UV) ## re-resolve uv.lock after changing a pyproject.toml (e.g. a Dagste
 	$(UV) lock
 
 # --- the stack -------------------------------------------------------------------
-.env:
-	$(PYTHON) deploy/scripts/init_env.py
-
 .PHONY: env
 env: ## create .env and .secrets/htpasswd with random secrets (never overwrites)
-	$(PYTHON) deploy/scripts/init_env.py
+	$(INIT_ENV)
 
 .PHONY: up
 up: env ## build and start the stack; return when every service is healthy
-	@$(COMPOSE) up --detach --build --wait --wait-timeout $(UP_TIMEOUT) || { \
+	@$(COMPOSE) up --detach --build --remove-orphans --wait --wait-timeout $(UP_TIMEOUT) || { \
 	  $(COMPOSE) ps --all; $(COMPOSE) logs --tail=40; \
 	  echo "make up: the stack did not become healthy (see the logs above)" >&2; exit 1; }
-	@$(PYTHON) deploy/scripts/print_access.py
+	@$(INIT_ENV) access
 
 .PHONY: down
 down: ## stop the stack (volumes, i.e. run history and exports, are kept)
@@ -75,13 +75,13 @@ exports: ## copy the exported CSVs from the stack's volume to ./exports (as your
 .PHONY: ui-user
 ui-user: ## add a UI user or change its password: make ui-user NAME=alice [PASSWORD=...]
 	@test -n "$(NAME)" || { echo "usage: make ui-user NAME=alice [PASSWORD=...]" >&2; exit 2; }
-	$(PYTHON) deploy/scripts/init_env.py add-user "$(NAME)" $(if $(PASSWORD),--password "$(PASSWORD)")
+	$(INIT_ENV) add-user "$(NAME)" $(if $(PASSWORD),--password "$(PASSWORD)")
 	$(COMPOSE) restart gateway
 
 # --- development -------------------------------------------------------------------
 .PHONY: dev
-dev: venv ## both code locations in `dagster dev` (http://127.0.0.1:3000) + the sample API
-	DEV_API_PORT=$(DEV_API_PORT) $(VENV)/bin/python deploy/scripts/dev.py
+dev: venv ## every code location in `dagster dev` (http://127.0.0.1:3000) + the sample API
+	DEV_API_PORT=$(DEV_API_PORT) $(VENV)/bin/python -m template_tools.dev
 
 .PHONY: browser
 browser: ## install Debian's chromium for the browser test (root only; otherwise that test is skipped)
@@ -91,27 +91,51 @@ browser: ## install Debian's chromium for the browser test (root only; otherwise
 	  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
 	else echo "note: chromium is not installed; the browser test will be skipped (sudo apt-get install chromium)"; fi
 
+# Everything Python in the repo; the templates (*.tmpl) are checked through a generated location in tests/scaffold.
+LINT_PATHS := libs code_locations deploy tools tests bench
+# mypy's import roots: every project's src/ (so a module has one name) and bench/.
+MYPYPATH := $(subst $(eval) ,:,$(wildcard libs/*/src code_locations/*/src deploy/*/src tools/src) bench)
+export MYPYPATH
+
+.PHONY: lint
+lint: venv ## ruff (lint + format check), mypy, and the CI workflow against GitHub's schema
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+	$(VENV)/bin/mypy $(LINT_PATHS)
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+
+.PHONY: format
+format: venv ## apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix $(LINT_PATHS)
+	$(VENV)/bin/ruff format $(LINT_PATHS)
+
 .PHONY: test
-test: venv browser ## run every test: unit and integration, then end-to-end against the real stack
+test: lint browser ## lint, then every test: unit and integration, then end-to-end against the real stack
 	$(VENV)/bin/pytest libs code_locations deploy/sample_api tests
 
 .PHONY: test-unit
 test-unit: venv ## the tests that need no Docker
-	$(VENV)/bin/pytest libs code_locations deploy/sample_api
+	$(VENV)/bin/pytest libs code_locations deploy/sample_api tests/deploy tests/scaffold
 
 .PHONY: test-e2e
 test-e2e: venv browser ## the end-to-end tests only (builds and runs an isolated stack)
 	$(VENV)/bin/pytest tests
 
 .PHONY: check
-check: venv ## validate both locations' definitions with Dagster's own tools
-	cd code_locations/simple_ops && SOURCE_API_URL=http://127.0.0.1:1 EXPORTS_DIR=/tmp ../../$(VENV)/bin/dg check defs
-	cd code_locations/modular_assets && SOURCE_API_URL=http://127.0.0.1:1 EXPORTS_DIR=/tmp ../../$(VENV)/bin/dg check defs
+check: venv ## validate every location's definitions (workspace.yaml) with Dagster's own `dg check defs`
+	$(VENV)/bin/python -m template_tools.check
 
 .PHONY: new-location
-new-location: ## add a team's code location, wired in everywhere: make new-location NAME=billing_reports [TEAM=billing]
+new-location: venv ## add a team's code location: make new-location NAME=billing_reports [TEAM=billing]
 	@test -n "$(NAME)" || { echo "usage: make new-location NAME=<snake_case> [TEAM=<team>]" >&2; exit 2; }
-	$(PYTHON) deploy/scripts/new_location.py "$(NAME)" $(if $(TEAM),--team "$(TEAM)")
+	$(VENV)/bin/python -m template_tools.new_location "$(NAME)" $(if $(TEAM),--team "$(TEAM)")
+	$(UV) lock
+
+.PHONY: remove-location
+remove-location: venv ## remove a team's code location (its run history is kept): make remove-location NAME=...
+	@test -n "$(NAME)" || { echo "usage: make remove-location NAME=<location>" >&2; exit 2; }
+	$(VENV)/bin/python -m template_tools.remove_location "$(NAME)"
+	$(UV) lock
 
 # --- benchmarks (not part of `make test`; see bench/README.md) ------------------------
 .PHONY: bench

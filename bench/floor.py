@@ -18,6 +18,7 @@ import added, and the caller subtracts ``location_import_s`` from the process's 
 
 from __future__ import annotations
 
+import functools
 import time
 
 IMPORT_STARTED = time.perf_counter()
@@ -76,24 +77,37 @@ def run_pipeline(api_url: str, out_dir: Path) -> dict[str, float]:
     users_raw = step("api_users_raw", lambda: flatten_users(fetch(api_url, "/users", USER_FIELDS)))
     posts_raw = step("api_posts_raw", lambda: posts_frame(fetch(api_url, "/posts", POST_FIELDS)))
     users = step("users_cleaned", lambda: clean_users(users_raw))
-    step("checks of users_cleaned (2)", lambda: (checks.unique(users, "user_id"),
-                                                 checks.well_formed_emails(users, "email")))
+    step(
+        "checks of users_cleaned (2)",
+        lambda: (checks.unique(users, "user_id"), checks.well_formed_emails(users, "email")),
+    )
     posts = step("posts_cleaned", lambda: clean_posts(posts_raw))
-    step("checks of posts_cleaned (3)", lambda: (checks.unique(posts, "post_id"),
-                                                 checks.not_blank(posts, "title"),
-                                                 checks.references(posts, "user_id", users, "user_id")))
+    step(
+        "checks of posts_cleaned (3)",
+        lambda: (
+            checks.unique(posts, "post_id"),
+            checks.not_blank(posts, "title"),
+            checks.references(posts, "user_id", users, "user_id"),
+        ),
+    )
     enriched = step("posts_with_user_info", lambda: enrich_posts(posts, users))
     stats = step("user_activity_stats", lambda: activity_stats(users, posts))
     top = step("top_authors", lambda: rank_top_authors(stats))
     summary = step("data_summary", lambda: summarize(users, posts, generated_at=datetime.now(UTC)))
-    frames: dict[str, pd.DataFrame] = {"users_csv": users, "posts_enriched_csv": enriched,
-                                       "user_stats_csv": stats, "top_authors_csv": top}
+    frames: dict[str, pd.DataFrame] = {
+        "users_csv": users,
+        "posts_enriched_csv": enriched,
+        "user_stats_csv": stats,
+        "top_authors_csv": top,
+    }
     written: dict[str, ExportedFile] = {
-        asset: step(asset, lambda asset=asset, frame=frame: write_csv_atomic(frame, out_dir / CSV_FILES[asset]))
+        asset: step(asset, functools.partial(write_csv_atomic, frame, out_dir / CSV_FILES[asset]))
         for asset, frame in frames.items()
     }
-    files = [{"asset": asset, "path": str(file.path), "rows": file.row_count, "size_bytes": file.size_bytes}
-             for asset, file in written.items()]
+    files = [
+        {"asset": asset, "path": str(file.path), "rows": file.row_count, "size_bytes": file.size_bytes}
+        for asset, file in written.items()
+    ]
     step("export_summary", lambda: write_json_atomic(summary_payload(files, summary), out_dir / SUMMARY_FILE))
     return timings
 
@@ -108,16 +122,20 @@ def main() -> None:
     steps = run_pipeline(args.api_url, args.out)
     pipeline_s = time.perf_counter() - started
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({
-        "plain_import_s": PLAIN_IMPORT_S,
-        "location_import_s": LOCATION_IMPORT_S,
-        "pipeline_s": pipeline_s,
-        "steps_s": steps,
-        "rss_after_plain_import_mib": RSS_AFTER_PLAIN_IMPORT,
-        "rss_after_import_mib": rss_after_import,
-        "peak_rss_mib": peak_rss,
-        "plain_peak_rss_mib": peak_rss - (rss_after_import - RSS_AFTER_PLAIN_IMPORT),
-    }))
+    print(
+        json.dumps(
+            {
+                "plain_import_s": PLAIN_IMPORT_S,
+                "location_import_s": LOCATION_IMPORT_S,
+                "pipeline_s": pipeline_s,
+                "steps_s": steps,
+                "rss_after_plain_import_mib": RSS_AFTER_PLAIN_IMPORT,
+                "rss_after_import_mib": rss_after_import,
+                "peak_rss_mib": peak_rss,
+                "plain_peak_rss_mib": peak_rss - (rss_after_import - RSS_AFTER_PLAIN_IMPORT),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

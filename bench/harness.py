@@ -8,9 +8,9 @@ run. Everything lives under its own compose project (``dagster-bench`` by defaul
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,13 +20,11 @@ from typing import Any, ClassVar
 
 import requests
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-from stack import Stack, wait_for  # noqa: E402  (the e2e suite's compose + GraphQL helper)
+from template_tools.locations import location_names
+from template_tools.stack import Stack, wait_for
 
-LOCATIONS = ("simple_ops", "modular_assets")
-#: The images this file builds, by the name part after "<project>-".
-DAGSTER_IMAGES = ("dagster", "simple_ops", "modular_assets")
+#: The images the stack builds, by the name part after "<project>-": the instance's and one per location.
+DAGSTER_IMAGES = ("dagster", *location_names())
 BASE_IMAGE = "python:3.11-slim-bookworm"
 
 INSTIGATORS_QUERY = """
@@ -38,8 +36,15 @@ INSTIGATORS_QUERY = """
 STOP_SENSOR = "mutation ($id: String) { stopSensor(id: $id) { __typename } }"
 STOP_SCHEDULE = "mutation ($id: String) { stopRunningSchedule(id: $id) { __typename } }"
 
-_MEMORY_UNITS = {"B": 1 / 2**20, "KiB": 1 / 2**10, "MiB": 1, "GiB": 2**10, "kB": 1e3 / 2**20,
-                 "MB": 1e6 / 2**20, "GB": 1e9 / 2**20}
+_MEMORY_UNITS = {
+    "B": 1 / 2**20,
+    "KiB": 1 / 2**10,
+    "MiB": 1,
+    "GiB": 2**10,
+    "kB": 1e3 / 2**20,
+    "MB": 1e6 / 2**20,
+    "GB": 1e9 / 2**20,
+}
 
 
 def parse_docker_time(text: str) -> float:
@@ -50,7 +55,10 @@ def parse_docker_time(text: str) -> float:
 
 def parse_mib(text: str) -> float:
     """MiB of a `docker stats` size such as ``123.4MiB``."""
-    number, unit = re.fullmatch(r"([\d.]+)\s*([A-Za-z]+)", text.strip()).groups()
+    match = re.fullmatch(r"([\d.]+)\s*([A-Za-z]+)", text.strip())
+    if match is None:
+        raise ValueError(f"not a docker stats size: {text!r}")
+    number, unit = match.groups()
     return float(number) * _MEMORY_UNITS[unit]
 
 
@@ -82,7 +90,7 @@ class BenchStack(Stack):
     @property
     def compose_files(self) -> list[Path]:
         """docker-compose.yml (not the e2e override) and the override file, if any."""
-        return [ROOT / "docker-compose.yml", *([self.override_file] if self.override_file else [])]
+        return [self.root / "docker-compose.yml", *([self.override_file] if self.override_file else [])]
 
     def write_env(self, **settings: str) -> None:
         """Write the env file: random secrets, a free gateway port, the bench tag and ``settings``."""
@@ -100,8 +108,9 @@ class BenchStack(Stack):
         The exports volume is removed by name: only run containers mount it (and the `tools`
         profile), so Docker creates it on the first run, unlabeled, and `down --volumes` skips it.
         """
-        runs = self.docker("ps", "-aq", "--filter", f"label=com.dagster-template.project={self.project}",
-                           check=False).stdout.split()
+        runs = self.docker(
+            "ps", "-aq", "--filter", f"label=com.dagster-template.project={self.project}", check=False
+        ).stdout.split()
         if runs:
             self.docker("rm", "--force", *runs, check=False)
         self.compose("down", "--volumes", "--remove-orphans", "--timeout", "5", check=False)
@@ -112,6 +121,7 @@ class BenchStack(Stack):
         self.down()
         started_wall = time.time()
         started = time.monotonic()
+
         # Both clocks run from the same `up`: the locations are polled while it still waits for
         # health checks (the UI is usable before the last service, e.g. the daemon, is healthy).
         def up_until_healthy() -> float:
@@ -175,8 +185,12 @@ class BenchStack(Stack):
         ]
         for mutation, instigator_id in running:
             # Right after start-up the webserver may still answer 500 while it loads: retry briefly.
-            wait_for(lambda: self._try_graphql(mutation, {"id": instigator_id}), timeout=30, interval=1,
-                     what=f"stopping {instigator_id}")
+            wait_for(
+                functools.partial(self._try_graphql, mutation, {"id": instigator_id}),
+                timeout=30,
+                interval=1,
+                what=f"stopping {instigator_id}",
+            )
         return len(running)
 
     def _try_graphql(self, query: str, variables: dict[str, Any]) -> dict[str, Any] | None:
@@ -194,9 +208,12 @@ class BenchStack(Stack):
     def service_memory_mib(self) -> dict[str, float]:
         """`docker stats --no-stream` MEM USAGE of each running service, in MiB."""
         ids = self.compose("ps", "--quiet").stdout.split()
-        services = dict(line.split() for line in self.docker(
-            "inspect", "--format", '{{.Id}} {{index .Config.Labels "com.docker.compose.service"}}', *ids
-        ).stdout.splitlines())
+        services = dict(
+            line.split()
+            for line in self.docker(
+                "inspect", "--format", '{{.Id}} {{index .Config.Labels "com.docker.compose.service"}}', *ids
+            ).stdout.splitlines()
+        )
         out = self.docker("stats", "--no-stream", "--format", "{{json .}}", *ids).stdout
         usage: dict[str, float] = {}
         for line in out.splitlines():

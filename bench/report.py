@@ -5,8 +5,8 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
-#: Dagster's own examples/deploy_docker, rebuilt on this machine (given, not re-measured here;
-#: /work/shared/DAGSTER_NOTES.md): the peer this template is compared with.
+#: Dagster's own examples/deploy_docker, rebuilt before the project started, on another day
+#: (historical: not re-measured here, see bench/README.md): the peer this template is compared with.
 DEPLOY_DOCKER = {
     "up_to_loaded_s": 13.7,
     "launch_to_success_s": 4.5,  # a one-asset job
@@ -64,11 +64,19 @@ def render(metrics: list[Metric], header: str = "") -> str:
             rows.append([metric.name, "not measured", "", "0", metric.reference, metric.target_text, ""])
             continue
         target = metric.target_text or ("" if metric.target is None else f"<= {_number(metric.target, metric.unit)}")
-        rows.append([
-            metric.name, _number(metric.median, metric.unit), _number(metric.minimum, metric.unit),
-            str(len(metric.samples)), metric.reference, target, metric.verdict,
-        ])
+        rows.append(
+            [
+                metric.name,
+                _number(metric.median, metric.unit),
+                _number(metric.minimum, metric.unit),
+                str(len(metric.samples)),
+                metric.reference,
+                target,
+                metric.verdict,
+            ]
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(titles))]
-    lines = ["| " + " | ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) + " |"
-             for row in rows]
+    lines = [
+        "| " + " | ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) + " |" for row in rows
+    ]
     return "\n".join(([header, ""] if header else []) + lines)

@@ -12,6 +12,7 @@ bench/README.md for what each row means.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -41,8 +42,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, help="repeats of the cheap measurements (default 5, quick 2)")
     parser.add_argument("--json", type=Path, help="also write every number (per phase, step, service) here")
     parser.add_argument("--project", default="dagster-bench", help="compose project name (default dagster-bench)")
-    parser.add_argument("--run-memory", help="DAGSTER_MAX_RUN_MEMORY to start with (default: the compose "
-                        "file's); raised step by step up to 12g if a scale run is OOM-killed")
+    parser.add_argument(
+        "--run-memory",
+        help="DAGSTER_MAX_RUN_MEMORY to start with (default: the compose "
+        "file's); raised step by step up to 12g if a scale run is OOM-killed",
+    )
     return parser.parse_args(argv)
 
 
@@ -55,10 +59,18 @@ def main(argv: list[str] | None = None) -> int:
     repeat = args.repeat or (2 if args.quick else 5)
     workdir = Path(tempfile.mkdtemp(prefix="dagster-bench-"))
     stack = BenchStack(project=args.project, workdir=workdir)
-    stack.write_env(SAMPLE_API_USERS=str(SEED.users), SAMPLE_API_POSTS_PER_USER=str(SEED.posts_per_user),
-                    **({"DAGSTER_MAX_RUN_MEMORY": args.run_memory} if args.run_memory else {}))
-    details: dict[str, Any] = {"mode": "quick" if args.quick else "full", "repeat": repeat,
-                               "dagster": version("dagster"), "cpus": os.cpu_count(), "load_start": load_average()}
+    stack.write_env(
+        SAMPLE_API_USERS=str(SEED.users),
+        SAMPLE_API_POSTS_PER_USER=str(SEED.posts_per_user),
+        **({"DAGSTER_MAX_RUN_MEMORY": args.run_memory} if args.run_memory else {}),
+    )
+    details: dict[str, Any] = {
+        "mode": "quick" if args.quick else "full",
+        "repeat": repeat,
+        "dagster": version("dagster"),
+        "cpus": os.cpu_count(),
+        "load_start": load_average(),
+    }
     sections: dict[str, list[Metric]] = {}
     errors: list[str] = []
     modular_runs: list = []
@@ -69,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         try:
             sections[name] = measure_it()
-        except Exception as exc:  # noqa: BLE001  (report it, keep measuring the rest)
+        except Exception as exc:
             errors.append(f"{name}: {exc}")
             traceback.print_exc()
         print(f"bench: {name} took {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
@@ -94,11 +106,13 @@ def main(argv: list[str] | None = None) -> int:
         scales = QUICK_SCALES if args.quick else FULL_SCALES
         for scale, runs in scales:
             largest = scale == scales[-1][0] and not args.quick
-            section(f"scale {scale.label}", lambda scale=scale, runs=runs, largest=largest:
-                    measure.scale_runs(stack, scale, runs, largest, details))
+            section(
+                f"scale {scale.label}",
+                functools.partial(measure.scale_runs, stack, scale, runs, largest, details),
+            )
     except KeyboardInterrupt:
         errors.append("interrupted")
-    except Exception as exc:  # noqa: BLE001  (print what was measured before the failure)
+    except Exception as exc:
         errors.append(f"aborted: {exc}")
         traceback.print_exc()
     finally:
@@ -107,18 +121,46 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
     details["load_end"] = load_average()
-    order = ["cold start", "redeploy", "run latency", "overhead",
-             *(name for name in sections if name.startswith("scale")), "image sizes", "build", "idle memory"]
+    order = [
+        "cold start",
+        "redeploy",
+        "run latency",
+        "overhead",
+        *(name for name in sections if name.startswith("scale")),
+        "image sizes",
+        "build",
+        "idle memory",
+    ]
     rows = [metric for name in order for metric in sections.get(name, [])]
-    header = (f"dagster {details['dagster']}, {details['mode']} mode, repeat {repeat}, {details['cpus']} CPUs; "
-              f"load average {details['load_start']} at start, {details['load_end']} at end")
+    header = (
+        f"dagster {details['dagster']}, {details['mode']} mode, repeat {repeat}, {details['cpus']} CPUs; "
+        f"load average {details['load_start']} at start, {details['load_end']} at end"
+    )
     print(render(rows, header))
     for error in errors:
         print(f"not measured: {error}")
     if args.json:
-        args.json.write_text(json.dumps({"details": details, "errors": errors, "metrics": [
-            {"name": m.name, "unit": m.unit, "samples": m.samples, "reference": m.reference,
-             "target": m.target, "met": m.verdict} for m in rows]}, indent=2, default=str))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "details": details,
+                    "errors": errors,
+                    "metrics": [
+                        {
+                            "name": m.name,
+                            "unit": m.unit,
+                            "samples": m.samples,
+                            "reference": m.reference,
+                            "target": m.target,
+                            "met": m.verdict,
+                        }
+                        for m in rows
+                    ],
+                },
+                indent=2,
+                default=str,
+            )
+        )
     return 1 if errors else 0
 
 

@@ -27,7 +27,7 @@ mutation ($params: ExecutionParams!) { launchRun(executionParams: $params) { __t
     ... on Error { message }
 } }
 """
-STATUS_QUERY = 'query ($runId: ID!) { runOrError(runId: $runId) { ... on Run { status } } }'
+STATUS_QUERY = "query ($runId: ID!) { runOrError(runId: $runId) { ... on Run { status } } }"
 EVENTS_QUERY = """
 query ($runId: ID!, $cursor: String) { runOrError(runId: $runId) { __typename ... on Run {
     status
@@ -78,8 +78,7 @@ class RunTimeline:
         return {name: self.marks[end] - self.marks[start] for name, start, end in PHASES}
 
 
-def timeline_from_events(run_id: str, status: str, submitted: float,
-                         events: list[dict[str, Any]]) -> RunTimeline:
+def timeline_from_events(run_id: str, status: str, submitted: float, events: list[dict[str, Any]]) -> RunTimeline:
     """Milestones and step durations from a run's event log."""
     marks = {"submitted": submitted}
     step_start: dict[str, float] = {}
@@ -127,8 +126,15 @@ def launch(stack: BenchStack, job: str, location: str) -> str:
     return result["run"]["runId"]
 
 
-def launch_and_wait(stack: BenchStack, job: str, location: str, *, timeout: float = 300,
-                    poll_s: float = 1.0, sample_memory: bool = False) -> RunTimeline:
+def launch_and_wait(
+    stack: BenchStack,
+    job: str,
+    location: str,
+    *,
+    timeout: float = 300,
+    poll_s: float = 1.0,
+    sample_memory: bool = False,
+) -> RunTimeline:
     """Launch ``job``, wait until it finishes, and return its timeline (and peak memory if asked).
 
     Raises RuntimeError when the run does not succeed.
@@ -156,8 +162,7 @@ def launch_and_wait(stack: BenchStack, job: str, location: str, *, timeout: floa
 class RunFailed(RuntimeError):
     """A benchmark run did not succeed; ``memory`` says whether its container ran out of memory."""
 
-    def __init__(self, run_id: str, job: str, status: str, messages: list[str],
-                 memory: MemoryPeak | None) -> None:
+    def __init__(self, run_id: str, job: str, status: str, messages: list[str], memory: MemoryPeak | None) -> None:
         oom = " (the container was OOM-killed)" if memory and memory.oom_kills else ""
         super().__init__(f"run {run_id} of {job} ended {status}{oom}: {' | '.join(messages)}")
         self.memory = memory
@@ -223,7 +228,8 @@ class RunMemorySampler:
         while not self._stop.is_set():
             found = subprocess.run(
                 ["docker", "ps", "--quiet", "--no-trunc", "--filter", f"label=dagster/run_id={self.run_id}"],
-                capture_output=True, text=True,
+                capture_output=True,
+                text=True,
             ).stdout.split()
             if found:
                 return found[0]
@@ -237,11 +243,15 @@ class RunMemorySampler:
             for line in status.splitlines():
                 if line.startswith("VmHWM:"):
                     peak.worker_hwm_mib = max(peak.worker_hwm_mib, int(line.split()[1]) / 1024)
-        high_water = cgroup / ("memory.max_usage_in_bytes" if (cgroup / "memory.max_usage_in_bytes").exists()
-                               else "memory.peak")
+        high_water = cgroup / (
+            "memory.max_usage_in_bytes" if (cgroup / "memory.max_usage_in_bytes").exists() else "memory.peak"
+        )
         peak.cgroup_peak_mib = max(peak.cgroup_peak_mib, int(high_water.read_text()) / 2**20)
-        limit = (cgroup / ("memory.limit_in_bytes" if (cgroup / "memory.limit_in_bytes").exists()
-                           else "memory.max")).read_text().strip()
+        limit = (
+            (cgroup / ("memory.limit_in_bytes" if (cgroup / "memory.limit_in_bytes").exists() else "memory.max"))
+            .read_text()
+            .strip()
+        )
         peak.limit_mib = int(limit) / 2**20 if limit.isdigit() else 0.0
         oom = cgroup / ("memory.oom_control" if (cgroup / "memory.oom_control").exists() else "memory.events")
         for line in oom.read_text().splitlines():

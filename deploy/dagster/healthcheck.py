@@ -18,7 +18,7 @@ import os
 import sys
 import time
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 TIMEOUT_SECONDS = 4
 
@@ -72,7 +72,7 @@ def _process_start_utc(pid: int = 1) -> datetime:
     with open("/proc/uptime") as handle:
         uptime = float(handle.read().split()[0])
     started = time.time() - uptime + start_ticks / os.sysconf("SC_CLK_TCK")
-    return datetime.fromtimestamp(started, timezone.utc).replace(tzinfo=None)
+    return datetime.fromtimestamp(started, UTC).replace(tzinfo=None)
 
 
 def check_daemon(tolerance_seconds: float) -> str | None:
@@ -91,9 +91,7 @@ def check_daemon(tolerance_seconds: float) -> str | None:
         )
         try:
             with conn.cursor() as cursor:
-                cursor.execute(
-                    "SELECT daemon_type, max(timestamp) FROM daemon_heartbeats GROUP BY daemon_type"
-                )
+                cursor.execute("SELECT daemon_type, max(timestamp) FROM daemon_heartbeats GROUP BY daemon_type")
                 last_beat = dict(cursor.fetchall())
         finally:
             conn.close()
@@ -101,7 +99,7 @@ def check_daemon(tolerance_seconds: float) -> str | None:
         return f"cannot read heartbeats from Postgres: {str(exc).strip()}"
     since = max(
         _process_start_utc(),
-        datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(seconds=tolerance_seconds),
+        datetime.now(UTC).replace(tzinfo=None) - timedelta(seconds=tolerance_seconds),
     )
     stale = [name for name in REQUIRED_DAEMONS if (last_beat.get(name) or datetime.min) < since]
     return f"no fresh heartbeat from: {', '.join(stale)}" if stale else None

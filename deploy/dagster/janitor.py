@@ -56,8 +56,10 @@ def _positive(name: str, default: str) -> float:
 def main() -> None:
     retention_days = _positive("DAGSTER_STORAGE_RETENTION_DAYS", "14")
     interval = _positive("JANITOR_INTERVAL_SECONDS", "3600")
-    print(f"janitor: deleting per-run folders older than {retention_days:g} days from {STORAGE} "
-          f"every {interval:g}s", flush=True)
+    print(
+        f"janitor: deleting per-run folders older than {retention_days:g} days from {STORAGE} every {interval:g}s",
+        flush=True,
+    )
     while True:
         removed = sweep(STORAGE, retention_days * 86400, time.time())
         if removed:

@@ -11,8 +11,9 @@ ENTRYPOINT = Path(__file__).resolve().parents[2] / "deploy" / "dagster" / "entry
 
 def _run(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_PG_PASSWORD")}
-    return subprocess.run(["sh", str(ENTRYPOINT), "env"], capture_output=True, text=True,
-                          env={**clean, **env}, timeout=30)
+    return subprocess.run(
+        ["sh", str(ENTRYPOINT), "env"], capture_output=True, text=True, env={**clean, **env}, timeout=30
+    )
 
 
 def test_the_password_can_come_from_a_secret_file(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 JANITOR = Path(__file__).resolve().parents[2] / "deploy" / "dagster" / "janitor.py"
 spec = importlib.util.spec_from_file_location("janitor", JANITOR)
+assert spec is not None and spec.loader is not None
 janitor = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(janitor)
 
@@ -45,7 +46,12 @@ def test_a_folder_with_a_recent_file_is_kept(tmp_path: Path) -> None:
 
 
 def test_a_bad_retention_value_stops_with_a_clear_message() -> None:
-    result = subprocess.run([sys.executable, str(JANITOR)], capture_output=True, text=True,
-                            env={**os.environ, "DAGSTER_STORAGE_RETENTION_DAYS": "two weeks"}, timeout=30)
+    result = subprocess.run(
+        [sys.executable, str(JANITOR)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DAGSTER_STORAGE_RETENTION_DAYS": "two weeks"},
+        timeout=30,
+    )
     assert result.returncode != 0
     assert "DAGSTER_STORAGE_RETENTION_DAYS must be a positive number, got 'two weeks'" in result.stderr

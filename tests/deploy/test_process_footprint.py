@@ -16,8 +16,9 @@ LOCATIONS = sorted(p.name for p in ROOT.glob("code_locations/*/src/*") if (p / "
 def _python(code: str, **env: str) -> str:
     """Run ``code`` in a fresh interpreter of this venv (PYTHONPATH from ``env`` only); its stdout."""
     base = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                            env={**base, **env})
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env={**base, **env}
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 

@@ -15,10 +15,12 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from stack import ROOT, Stack  # noqa: E402
+from template_tools.locations import ROOT
+from template_tools.stack import Stack
 
 ARTIFACTS = ROOT / "test-artifacts"
+#: The suite's additions to docker-compose.yml (a webhook sink for the alert tests).
+E2E_COMPOSE = Path(__file__).with_name("compose.e2e.yml")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -44,7 +46,7 @@ def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
         return
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    stack = Stack(project=os.environ.get("E2E_PROJECT", "dagster-e2e"), workdir=workdir)
+    stack = Stack(project=os.environ.get("E2E_PROJECT", "dagster-e2e"), workdir=workdir, overrides=(E2E_COMPOSE,))
     stack.write_env()
     stack.compose("down", "--volumes", "--remove-orphans", check=False)  # leftovers of an aborted run
     failed = True

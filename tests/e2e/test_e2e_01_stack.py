@@ -1,5 +1,5 @@
-"""The compose stack comes up healthy, runs both locations' jobs through queue + daemon +
-Docker run launcher, writes the exports, and shows compute logs through the API."""
+"""The compose stack comes up healthy, runs a job of every location (workspace.yaml) through
+queue + daemon + Docker run launcher, writes the exports, and shows compute logs through the API."""
 
 from __future__ import annotations
 
@@ -8,18 +8,39 @@ import io
 
 import pytest
 
-from stack import Stack, wait_for
+from template_tools.locations import location_names
+from template_tools.stack import Stack, wait_for
 
-LONG_RUNNING = {"postgres", "webserver", "daemon", "simple_ops", "modular_assets", "sample_api", "gateway", "storage_janitor"}
+PLATFORM = {"postgres", "webserver", "daemon", "sample_api", "gateway", "storage_janitor"}
+LONG_RUNNING = PLATFORM | set(location_names())
+
+JOBS_QUERY = """
+query ($location: String!) { repositoryOrError(repositorySelector:
+    {repositoryLocationName: $location, repositoryName: "__repository__"}) {
+  ... on Repository { jobs { name } } } }
+"""
 
 
-def test_every_service_is_healthy_and_both_locations_load(stack: Stack) -> None:
+def test_every_service_is_healthy_and_every_location_loads(stack: Stack) -> None:
     services = {s["Service"]: s for s in stack.services()}
-    assert LONG_RUNNING <= set(services), f"missing services: {LONG_RUNNING - set(services)}"
+    assert set(services) >= LONG_RUNNING, f"missing services: {LONG_RUNNING - set(services)}"
     for name in LONG_RUNNING:
         assert services[name]["Health"] == "healthy", services[name]
     assert len([s for s in services.values() if s["Service"] == "daemon"]) == 1
-    wait_for(stack.all_locations_loaded, timeout=60, what="both code locations LOADED")
+    wait_for(stack.all_locations_loaded, timeout=60, what="every code location LOADED")
+
+
+@pytest.mark.parametrize("location", location_names())
+def test_every_location_runs_a_job_in_its_own_image(stack: Stack, location: str) -> None:
+    """The location's first job (by name; `__ASSET_JOB` is Dagster's own) succeeds in a container of its image."""
+    jobs = stack.graphql(JOBS_QUERY, {"location": location})["repositoryOrError"]["jobs"]
+    job = min(j["name"] for j in jobs if not j["name"].startswith("__"))
+
+    run = stack.wait_for_run(stack.launch(job, location))
+
+    assert run["status"] == "SUCCESS", stack.failure_text(run)[-3000:]
+    tags = {t["key"]: t["value"] for t in run["tags"]}
+    assert tags["dagster/image"] == f"{stack.project}-{location}:{stack.image_tag}"
 
 
 def _csv_rows(text: str) -> list[dict[str, str]]:
@@ -68,8 +89,9 @@ def test_compute_logs_of_a_run_container_are_readable_through_the_api(stack: Sta
 
 def test_run_containers_are_removed_after_the_runs(stack: Stack, extraction_run: dict, modular_run: dict) -> None:
     def no_run_containers_left() -> bool:
-        listed = stack.docker("ps", "--all", "--quiet", "--filter",
-                              f"label=com.dagster-template.project={stack.project}").stdout
+        listed = stack.docker(
+            "ps", "--all", "--quiet", "--filter", f"label=com.dagster-template.project={stack.project}"
+        ).stdout
         return not listed.strip()
 
     wait_for(no_run_containers_left, timeout=30, what="exited run containers to be removed")

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
 
 import pytest
 
-from stack import Stack, wait_for
+from template_tools.stack import Stack, wait_for
 
 STATES_QUERY = """
 { repositoriesOrError { ... on RepositoryConnection { nodes {
@@ -36,7 +37,7 @@ def test_schedules_and_sensors_are_running_right_after_up(stack: Stack) -> None:
 
 
 @pytest.fixture
-def every_minute_schedule(stack: Stack):
+def every_minute_schedule(stack: Stack) -> Iterator[None]:
     """simple_ops redeployed with a test-only cron (env override, no code change); restored after."""
     stack.up("simple_ops", env=EVERY_MINUTE)
     wait_for(stack.all_locations_loaded, timeout=60, what="simple_ops reloaded")
@@ -49,7 +50,9 @@ def _scheduled_runs(stack: Stack) -> list[dict]:
     return stack.runs_tagged("dagster/schedule_name", "data_extraction_schedule")
 
 
-def test_daemon_runs_the_schedule_and_a_restart_never_duplicates_a_tick(stack: Stack, every_minute_schedule) -> None:
+def test_daemon_runs_the_schedule_and_a_restart_never_duplicates_a_tick(
+    stack: Stack, every_minute_schedule: None
+) -> None:
     first = wait_for(lambda: _scheduled_runs(stack), timeout=100, interval=3, what="a scheduled run")[-1]
     assert stack.wait_for_run(first["runId"])["status"] == "SUCCESS"
 
@@ -57,13 +60,18 @@ def test_daemon_runs_the_schedule_and_a_restart_never_duplicates_a_tick(stack: S
     # schedule, but the tick's run key already has its run.
     stack.compose("restart", "daemon")
     stack.up("daemon")
-    wait_for(lambda: len({r["tags"]["dagster/run_key"] for r in _scheduled_runs(stack)}) >= 2,
-             timeout=130, interval=3, what="the next tick after the restart")
+    wait_for(
+        lambda: len({r["tags"]["dagster/run_key"] for r in _scheduled_runs(stack)}) >= 2,
+        timeout=130,
+        interval=3,
+        what="the next tick after the restart",
+    )
     runs = _scheduled_runs(stack)
     per_key = Counter(r["tags"]["dagster/run_key"] for r in runs)
     assert all(count == 1 for count in per_key.values()), per_key
-    per_time = Counter(r["tags"][".dagster/scheduled_execution_time"] for r in runs
-                       if ".dagster/scheduled_execution_time" in r["tags"])
+    per_time = Counter(
+        r["tags"][".dagster/scheduled_execution_time"] for r in runs if ".dagster/scheduled_execution_time" in r["tags"]
+    )
     assert all(count == 1 for count in per_time.values()), per_time
 
 
@@ -91,8 +99,16 @@ def test_a_failed_run_posts_an_alert_to_the_webhook(stack: Stack) -> None:
         stack.sample_api("POST", "/__admin/reset")
 
     def alert_for_run() -> list[dict]:
-        received = json.loads(stack.compose("exec", "-T", "webhook_sink", "python", "-c",
-                                            "import urllib.request as u; print(u.urlopen('http://127.0.0.1:8080/received').read().decode())").stdout)
+        received = json.loads(
+            stack.compose(
+                "exec",
+                "-T",
+                "webhook_sink",
+                "python",
+                "-c",
+                "import urllib.request as u; print(u.urlopen('http://127.0.0.1:8080/received').read().decode())",
+            ).stdout
+        )
         return [r for r in received if run_id in json.dumps(r["body"])]
 
     alerts = wait_for(alert_for_run, timeout=90, interval=3, what="the failed-run alert")

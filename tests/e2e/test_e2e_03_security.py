@@ -5,6 +5,7 @@ socket is only where the run launcher needs it; no secret is baked into an image
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import subprocess
 import threading
@@ -12,12 +13,15 @@ import threading
 import pytest
 import requests
 from websockets.exceptions import InvalidStatus
-from websockets.sync.client import connect
+from websockets.sync.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
-from stack import Stack, wait_for
+from template_tools.locations import location_names
+from template_tools.stack import Stack, wait_for
 
 SOCKET_ALLOWED = {"daemon", "webserver"}
-DAGSTER_IMAGES = ("dagster", "simple_ops", "modular_assets", "sample_api", "gateway")
+#: Every image the stack builds, by the name part after "<project>-": one per location (workspace.yaml).
+DAGSTER_IMAGES = ("dagster", "sample_api", "gateway", *location_names())
 
 
 @pytest.mark.parametrize("path", ["/", "/graphql", "/server_info", "/runs"])
@@ -33,12 +37,16 @@ def test_the_right_login_opens_the_ui_and_graphql(stack: Stack) -> None:
     assert stack.graphql("{ version }")["version"]
 
 
-def _websocket(stack: Stack, auth: tuple[str, str] | None):
+def _websocket(stack: Stack, auth: tuple[str, str] | None) -> ClientConnection:
     headers = {}
     if auth:
         headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-    return connect(f"ws://127.0.0.1:{stack.port}/graphql", additional_headers=headers,
-                   subprotocols=["graphql-ws"], open_timeout=10)
+    return connect(
+        f"ws://127.0.0.1:{stack.port}/graphql",
+        additional_headers=headers,
+        subprotocols=[Subprotocol("graphql-ws")],
+        open_timeout=10,
+    )
 
 
 def test_websocket_needs_a_login_and_works_with_one(stack: Stack) -> None:
@@ -60,8 +68,10 @@ def test_only_the_gateway_is_published_and_only_on_localhost(stack: Stack) -> No
     assert list(published) == ["gateway"], published
     assert {p["URL"] for p in published["gateway"]} == {"127.0.0.1"}, published
     for service in stack.services():
-        bindings = json.loads(stack.docker("inspect", "--format", "{{json .HostConfig.PortBindings}}",
-                                           service["ID"]).stdout) or {}
+        bindings = (
+            json.loads(stack.docker("inspect", "--format", "{{json .HostConfig.PortBindings}}", service["ID"]).stdout)
+            or {}
+        )
         hosts = {b["HostIp"] for spec in bindings.values() for b in spec or []}
         assert hosts <= {"127.0.0.1"}, (service["Service"], bindings)
 
@@ -92,11 +102,13 @@ def test_a_run_container_is_unprivileged_and_has_no_socket(stack: Stack) -> None
 
     def catch_run_container() -> None:
         def inspect_one() -> bool:
-            ids = stack.docker("ps", "--quiet", "--filter",
-                               f"label=com.dagster-template.project={stack.project}").stdout.split()
+            ids = stack.docker(
+                "ps", "--quiet", "--filter", f"label=com.dagster-template.project={stack.project}"
+            ).stdout.split()
             if ids:
                 seen.update(json.loads(stack.docker("inspect", ids[0]).stdout)[0])
             return bool(seen)
+
         wait_for(inspect_one, timeout=90, interval=0.5, what="a run container")
 
     watcher = threading.Thread(target=catch_run_container)
@@ -126,8 +138,9 @@ def test_no_secret_is_baked_into_any_image(stack: Stack) -> None:
         # Every byte of every layer.
         save = subprocess.Popen(["docker", "save", ref], stdout=subprocess.PIPE)
         tail = b""
-        assert save.stdout is not None
-        for chunk in iter(lambda: save.stdout.read(1 << 20), b""):
+        layers = save.stdout
+        assert layers is not None
+        for chunk in iter(functools.partial(layers.read, 1 << 20), b""):
             window = tail + chunk
             assert not any(s.encode() in window for s in secrets), f"a secret is in a layer of {ref}"
             tail = window[-64:]
@@ -135,17 +148,22 @@ def test_no_secret_is_baked_into_any_image(stack: Stack) -> None:
 
 
 def test_read_only_viewer_behind_the_same_login(stack: Stack) -> None:
-    stack.compose("--profile", "viewer", "up", "--detach", "--wait", "--wait-timeout", "120", "--no-deps",
-                  "webserver_viewer")
+    stack.compose(
+        "--profile", "viewer", "up", "--detach", "--wait", "--wait-timeout", "120", "--no-deps", "webserver_viewer"
+    )
     try:
         assert requests.get(f"{stack.url}/viewer/server_info", timeout=10).status_code == 401
         info = requests.get(f"{stack.url}/viewer/server_info", auth=stack.auth, timeout=10)
         assert info.status_code == 200, info.text
         launch = requests.post(
-            f"{stack.url}/viewer/graphql", auth=stack.auth, timeout=30,
-            json={"query": 'mutation { launchRun(executionParams: {selector: {repositoryLocationName: '
-                           '"simple_ops", repositoryName: "__repository__", jobName: "data_extraction_job"}}) '
-                           "{ __typename } }"},
+            f"{stack.url}/viewer/graphql",
+            auth=stack.auth,
+            timeout=30,
+            json={
+                "query": "mutation { launchRun(executionParams: {selector: {repositoryLocationName: "
+                '"simple_ops", repositoryName: "__repository__", jobName: "data_extraction_job"}}) '
+                "{ __typename } }"
+            },
         )
         assert launch.json()["data"]["launchRun"]["__typename"] == "UnauthorizedError", launch.text
     finally:

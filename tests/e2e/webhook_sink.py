@@ -10,7 +10,7 @@ RECEIVED: list[dict] = []
 
 
 class Handler(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         try:
             parsed = json.loads(body)
@@ -19,7 +19,7 @@ class Handler(BaseHTTPRequestHandler):
         RECEIVED.append({"path": self.path, "body": parsed})
         self._send(200, {"ok": True})
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._send(200, RECEIVED)
 
     def _send(self, status: int, payload: object) -> None:

@@ -1,9 +1,10 @@
-"""`make new-location` end to end: a third code location scaffolded in a copy of the repo.
+"""`make new-location` and `make remove-location` end to end, in a copy of the repo.
 
-The copy holds this repository's git-tracked files; the command runs against it
+The copy holds this repository's git-tracked files; the commands run against it
 with --root, so this checkout is never changed. The checks use the real tools:
-tomllib, `uv lock`, `docker compose config`, Dagster loading the definitions and
-pytest running the location's own tests.
+`uv lock`, `docker compose config`, Dagster loading the definitions and pytest
+running the location's own tests. (tests/e2e/test_e2e_99_new_location.py brings
+such a location up in the running stack.)
 """
 
 from __future__ import annotations
@@ -20,20 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "deploy" / "scripts" / "new_location.py"
+from template_tools.locations import ROOT, location_names
+from template_tools.scaffolding import UV, copy_repo, lock, new_location, remove_location, snapshot
+
 NAME, PACKAGE, TEAM = "billing_reports", "billing-reports", "billing"
 FOLDER = f"code_locations/{NAME}"
-EDITED = (
-    "pyproject.toml",
-    "deploy/Dockerfile",
-    "deploy/dagster/workspace.yaml",
-    "deploy/dev/workspace.yaml",
-    "docker-compose.yml",
-    ".env.example",
-)
+#: The only hand-maintained files outside the new folder that the command edits (uv.lock comes from `uv lock`).
+EDITED = ("workspace.yaml", "docker-compose.yml")
 
 
 @dataclass(frozen=True)
@@ -45,32 +40,6 @@ class Scaffold:
     result: subprocess.CompletedProcess[str]
 
 
-def new_location(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run the command as `make new-location` does, against ``root``."""
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *args, "--root", str(root)], capture_output=True, text=True, timeout=60
-    )
-
-
-def copy_repo(target: Path) -> Path:
-    """Copy the git-tracked files of this checkout (as they are in the working tree) to ``target``."""
-    listing = subprocess.run(
-        ["git", "-C", str(ROOT), "ls-files", "-z"], capture_output=True, text=True, check=True
-    ).stdout
-    for relative in filter(None, listing.split("\0")):
-        source = ROOT / relative
-        if source.is_file():  # a tracked file deleted in the working tree is not copied
-            destination = target / relative
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, destination)
-    return target
-
-
-def snapshot(root: Path) -> dict[str, bytes]:
-    """The content of every file under ``root``."""
-    return {str(path.relative_to(root)): path.read_bytes() for path in root.rglob("*") if path.is_file()}
-
-
 def location_env(root: Path) -> dict[str, str]:
     """Environment that imports the new location and the shared libraries from the copy's sources."""
     sources = [root / FOLDER / "src", root / "libs/platform_kit/src", root / "deploy/sample_api/src"]
@@ -80,8 +49,11 @@ def location_env(root: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def scaffold(tmp_path_factory: pytest.TempPathFactory) -> Scaffold:
     root = copy_repo(tmp_path_factory.mktemp("repo"))
-    originals = {path: (root / path).read_text(encoding="utf-8") for path in EDITED}
-    return Scaffold(root, originals, new_location(root, NAME, "--team", TEAM))
+    before = snapshot(root)
+    result = new_location(root, NAME, "--team", TEAM)
+    changed = {path for path, content in snapshot(root).items() if before.get(path) != content}
+    assert changed - {p for p in changed if p.startswith(f"{FOLDER}/")} <= set(EDITED), changed
+    return Scaffold(root, {path: before[path].decode() for path in EDITED}, result)
 
 
 def test_the_command_creates_a_complete_location_and_prints_the_next_steps(scaffold: Scaffold) -> None:
@@ -92,6 +64,7 @@ def test_the_command_creates_a_complete_location_and_prints_the_next_steps(scaff
         "pyproject.toml",
         "README.md",
         f"src/{NAME}/__init__.py",
+        f"src/{NAME}/py.typed",
         f"src/{NAME}/definitions.py",
         f"src/{NAME}/assets.py",
         f"src/{NAME}/jobs.py",
@@ -106,7 +79,7 @@ def test_the_command_creates_a_complete_location_and_prints_the_next_steps(scaff
     assert {"dagster", "instance-kit", "dagster-docker", "platform-kit"} <= set(project["project"]["dependencies"])
     assert project["tool"]["dagster"] == {"module_name": f"{NAME}.definitions", "code_location_name": NAME}
     assert project["tool"]["dg"]["project"]["code_location_target_module"] == f"{NAME}.definitions"
-    for step in ("make lock", "make test", "make up", f"docker compose build {NAME}"):
+    for step in ("make test", "make up", f"docker compose build {NAME}"):
         assert step in scaffold.result.stdout
 
 
@@ -118,30 +91,19 @@ def test_every_edit_only_adds_lines(scaffold: Scaffold) -> None:
         assert {tag for tag, *_ in matcher.get_opcodes()} == {"equal", "insert"}, path
 
 
-def test_the_root_pyproject_makes_it_a_workspace_member_and_dev_dependency(scaffold: Scaffold) -> None:
-    pyproject = tomllib.loads((scaffold.root / "pyproject.toml").read_text(encoding="utf-8"))
-
-    assert FOLDER in pyproject["tool"]["uv"]["workspace"]["members"]
-    assert PACKAGE in pyproject["dependency-groups"]["dev"]
-    assert pyproject["tool"]["uv"]["sources"][PACKAGE] == {"workspace": True}
+def test_the_workspace_lists_it_after_the_others_and_the_uv_workspace_finds_it_by_its_glob(scaffold: Scaffold) -> None:
+    assert location_names(scaffold.root) == [*location_names(ROOT), NAME]
+    members = tomllib.loads((scaffold.root / "pyproject.toml").read_text())["tool"]["uv"]["workspace"]["members"]
+    assert "code_locations/*" in members
 
 
 def test_uv_lock_adds_the_project_with_the_same_dagster_as_the_others(scaffold: Scaffold, tmp_path: Path) -> None:
-    uv = ROOT / ".tools" / "bin" / "uv"
-    if not uv.exists():
-        pytest.skip(f"{uv} is missing: run `make venv` first")
+    if not UV.exists():
+        pytest.skip(f"{UV} is missing: run `make venv` first")
     lock_file = scaffold.root / "uv.lock"
     before = sorted((p["name"], p["version"]) for p in tomllib.loads(lock_file.read_text())["package"])
-    env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(tmp_path / "venv")}
 
-    def lock(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(uv), "lock", *args], cwd=scaffold.root, env=env, capture_output=True, text=True, timeout=120
-        )
-
-    locked = lock("--offline")
-    if locked.returncode != 0:  # the cache lacks some metadata: ask PyPI
-        locked = lock()
+    locked = lock(scaffold.root, tmp_path / "venv")
 
     assert locked.returncode == 0, locked.stderr
     packages = tomllib.loads(lock_file.read_text())["package"]
@@ -172,9 +134,23 @@ def compose_config(scaffold: Scaffold, tmp_path_factory: pytest.TempPathFactory)
     # Only what the docker CLI needs: no SOURCE_API_URL etc. from the calling shell.
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME") or k.startswith("DOCKER_")}
     result = subprocess.run(
-        ["docker", "compose", "--project-directory", str(scaffold.root), "--project-name", "scaffold",
-         "--env-file", str(env_file), "config", "--format", "json"],
-        env=env, capture_output=True, text=True, timeout=60,
+        [
+            "docker",
+            "compose",
+            "--project-directory",
+            str(scaffold.root),
+            "--project-name",
+            "scaffold",
+            "--env-file",
+            str(env_file),
+            "config",
+            "--format",
+            "json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     config: dict[str, Any] = json.loads(result.stdout)
@@ -188,7 +164,7 @@ def test_compose_runs_the_location_as_its_own_code_server(compose_config: dict[s
 
     assert service["image"] == image
     assert service["build"]["target"] == "code_location"
-    assert {k: service["build"]["args"][k] for k in ("PACKAGE", "LOCATION")} == {"PACKAGE": PACKAGE, "LOCATION": NAME}
+    assert service["build"]["args"] == {**pattern["build"]["args"], "LOCATION": NAME}
     assert service["healthcheck"] == pattern["healthcheck"]
     assert service["read_only"] is True and service["cap_drop"] == ["ALL"]
     assert "ports" not in service
@@ -201,23 +177,7 @@ def test_compose_runs_the_location_as_its_own_code_server(compose_config: dict[s
     assert (environment["SCHEDULE_CRON"], pattern["environment"]["SCHEDULE_CRON"]) == ("15 4 * * *", "0 6 * * *")
     assert environment["SCHEDULE_TIMEZONE"] == "UTC"
     assert service["depends_on"] == pattern["depends_on"]  # like the existing locations: after Postgres is healthy
-    for dependent in ("webserver", "daemon"):
-        assert services[dependent]["depends_on"][NAME]["condition"] == "service_started"
-
-
-def test_both_workspaces_load_the_location(scaffold: Scaffold) -> None:
-    grpc = yaml.safe_load((scaffold.root / "deploy/dagster/workspace.yaml").read_text())["load_from"]
-    dev = yaml.safe_load((scaffold.root / "deploy/dev/workspace.yaml").read_text())["load_from"]
-
-    assert grpc[-1] == {"grpc_server": {"location_name": NAME, "host": NAME, "port": 4000}}
-    assert dev[-1] == {"python_module": {"module_name": f"{NAME}.definitions", "location_name": NAME}}
-
-
-def test_the_dockerfile_copies_its_pyproject_before_the_locked_install(scaffold: Scaffold) -> None:
-    lines = (scaffold.root / "deploy/Dockerfile").read_text().splitlines()
-
-    copy = lines.index(f"COPY {FOLDER}/pyproject.toml {FOLDER}/")
-    assert copy < next(i for i, line in enumerate(lines) if "uv sync" in line)
+    assert service["volumes"] == pattern["volumes"]  # the instance config, read-only
 
 
 def test_dagster_loads_the_module_named_in_its_pyproject(scaffold: Scaffold) -> None:
@@ -229,7 +189,10 @@ def test_dagster_loads_the_module_named_in_its_pyproject(scaffold: Scaffold) -> 
     )
     result = subprocess.run(
         [sys.executable, "-c", load, module],
-        env=location_env(scaffold.root), capture_output=True, text=True, timeout=60,
+        env=location_env(scaffold.root),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
     assert result.returncode == 0, result.stderr
@@ -241,7 +204,11 @@ def test_dagster_loads_the_module_named_in_its_pyproject(scaffold: Scaffold) -> 
 def test_the_location_s_own_tests_pass(scaffold: Scaffold) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
-        cwd=scaffold.root / FOLDER, env=location_env(scaffold.root), capture_output=True, text=True, timeout=120,
+        cwd=scaffold.root / FOLDER,
+        env=location_env(scaffold.root),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
@@ -256,6 +223,7 @@ def test_running_it_again_refuses_and_changes_nothing(scaffold: Scaffold) -> Non
     assert f"code location '{NAME}' cannot be created, the name is already used" in again.stderr
     assert f"{FOLDER}/ exists" in again.stderr
     assert f"docker-compose.yml: has a service named {NAME}" in again.stderr
+    assert f"workspace.yaml: has a location named {NAME}" in again.stderr
     assert "Nothing was changed" in again.stderr
     assert snapshot(scaffold.root) == before
 
@@ -278,3 +246,52 @@ def test_a_name_that_is_taken_or_invalid_is_refused_with_the_reason(scaffold: Sc
     assert refused.returncode == 1
     assert reason in refused.stderr
     assert snapshot(scaffold.root) == before
+
+
+def test_remove_location_is_the_inverse_and_says_what_it_removed(scaffold: Scaffold, tmp_path: Path) -> None:
+    root = copy_repo(tmp_path / "repo")  # the scaffold's copy stays for the other tests
+    pristine = snapshot(root)
+    assert new_location(root, NAME, "--team", TEAM).returncode == 0
+
+    removed = remove_location(root, NAME)
+
+    assert removed.returncode == 0, removed.stderr
+    for line in (
+        "workspace.yaml: its grpc_server entry",
+        f"docker-compose.yml: its service {NAME}",
+        f"code_locations/{NAME}/",
+        "Kept: its run history",
+    ):
+        assert line in removed.stdout
+    assert snapshot(root) == pristine  # byte for byte what it was before the location was added
+
+
+def test_removing_an_unknown_location_refuses_and_changes_nothing(tmp_path: Path) -> None:
+    root = copy_repo(tmp_path / "repo")
+    before = snapshot(root)
+
+    refused = remove_location(root, "nobody_here")
+
+    assert refused.returncode == 1
+    assert "workspace.yaml lists no code location named 'nobody_here'" in refused.stderr
+    assert "simple_ops" in refused.stderr  # it says which ones exist
+    assert snapshot(root) == before
+
+
+def test_the_generated_location_is_lint_and_type_clean(scaffold: Scaffold) -> None:
+    """`make lint` stays clean after `make new-location`: ruff (lint, format) and mypy on the new project."""
+    folder = scaffold.root / FOLDER
+    bin_dir = Path(sys.executable).parent
+    env = {
+        **os.environ,
+        "MYPYPATH": os.pathsep.join(
+            str(scaffold.root / path) for path in ("libs/platform_kit/src", "deploy/sample_api/src", f"{FOLDER}/src")
+        ),
+    }
+    for command in (
+        [str(bin_dir / "ruff"), "check", str(folder)],
+        [str(bin_dir / "ruff"), "format", "--check", str(folder)],
+        [str(bin_dir / "mypy"), "--no-incremental", str(folder)],
+    ):
+        result = subprocess.run(command, cwd=scaffold.root, env=env, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, f"{' '.join(command[:2])}:\n{result.stdout}{result.stderr}"

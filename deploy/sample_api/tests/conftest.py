@@ -1,18 +1,18 @@
-"""Shared fixtures: a sample-api process per test session, and a small HTTP client."""
+"""Shared fixtures: a small HTTP client (``api``, the server, comes from sample_api.pytest_plugin)."""
 
 from __future__ import annotations
 
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import Message
 from typing import Any
 
 import pytest
 
-from sample_api.testing import SampleApi, running_sample_api
+from sample_api.testing import SampleApi
 
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -48,20 +48,6 @@ def _fetch(url: str, method: str = "GET", body: bytes | None = None, timeout: fl
 def fetch() -> Fetch:
     """``fetch(url, method="GET", body=None, timeout=10)``: send one request to any URL."""
     return _fetch
-
-
-@pytest.fixture(scope="session")
-def shared_api() -> Iterator[SampleApi]:
-    """One sample-api with the default knobs for the whole session."""
-    with running_sample_api() as api:
-        yield api
-
-
-@pytest.fixture
-def api(shared_api: SampleApi) -> SampleApi:
-    """The shared sample-api, reset to its start-up knobs and zero counters."""
-    shared_api.reset()
-    return shared_api
 
 
 @pytest.fixture

@@ -160,8 +160,8 @@ def test_error_rate_bounds(api: SampleApi, get: Fetch, rate: float, expected: se
 def test_latency_delays_data_responses_and_provokes_client_timeouts(api: SampleApi, get: Fetch) -> None:
     api.configure(latency_ms=400)
     connection = http.client.HTTPConnection(urlsplit(api.url).netloc, timeout=0.1)
+    connection.request("GET", "/users")
     with pytest.raises(TimeoutError):
-        connection.request("GET", "/users")
         connection.getresponse()
     connection.close()
 

@@ -12,6 +12,7 @@ import sqlalchemy
 import yaml
 from dagster._core.instance import DagsterInstance
 from dagster._core.instance.ref import InstanceRef
+
 from instance_kit.storage import PooledPostgresStorage
 
 if TYPE_CHECKING:  # a fixture's type; conftest is not importable as a module under --import-mode=importlib
@@ -39,9 +40,17 @@ DEFS = dg.Definitions(assets=[numbers, total, doubled], jobs=[JOB], executor=dg.
 
 def _instance(home: Path, postgres: PostgresServer, pooled: bool, application_name: str = "test") -> DagsterInstance:
     db_config = {**postgres.db_config, "params": {"application_name": application_name}}
-    storage = ({"custom": {"module": "instance_kit.storage", "class": "PooledPostgresStorage",
-                           "config": {"postgres_db": db_config}}}
-               if pooled else {"postgres": {"postgres_db": db_config}})
+    storage = (
+        {
+            "custom": {
+                "module": "instance_kit.storage",
+                "class": "PooledPostgresStorage",
+                "config": {"postgres_db": db_config},
+            }
+        }
+        if pooled
+        else {"postgres": {"postgres_db": db_config}}
+    )
     home.mkdir(exist_ok=True)
     (home / "dagster.yaml").write_text(yaml.safe_dump({"storage": storage, "telemetry": {"enabled": False}}))
     return DagsterInstance.from_config(str(home))
@@ -60,10 +69,17 @@ def connects() -> Iterator[list[object]]:
     sqlalchemy.event.remove(sqlalchemy.engine.Engine, "connect", on_connect)
 
 
+def _engine(storage: object) -> sqlalchemy.Engine:
+    """The SQLAlchemy engine of a dagster-postgres storage (not part of Dagster's typed API)."""
+    engine = storage._engine  # type: ignore[attr-defined]
+    assert isinstance(engine, sqlalchemy.Engine)
+    return engine
+
+
 def _is_pooled(instance: DagsterInstance) -> bool:
     """Whether all three storages of ``instance`` keep connections (the stock ones use a NullPool)."""
     storages = (instance._run_storage, instance._event_storage, instance._schedule_storage)
-    return all(isinstance(storage._engine.pool, sqlalchemy.pool.QueuePool) for storage in storages)
+    return all(isinstance(_engine(storage).pool, sqlalchemy.pool.QueuePool) for storage in storages)
 
 
 def _run(instance: DagsterInstance) -> dg.ExecuteInProcessResult:
@@ -73,7 +89,8 @@ def _run(instance: DagsterInstance) -> dg.ExecuteInProcessResult:
 
 
 def test_runs_reuse_connections_where_dagster_postgres_opens_one_per_call(
-        tmp_path: Path, postgres: PostgresServer, connects: list[object]) -> None:
+    tmp_path: Path, postgres: PostgresServer, connects: list[object]
+) -> None:
     stock = _instance(tmp_path / "stock", postgres, pooled=False)
     pooled = _instance(tmp_path / "pooled", postgres, pooled=True)
     assert _is_pooled(pooled) and not _is_pooled(stock)
@@ -93,7 +110,9 @@ def test_runs_reuse_connections_where_dagster_postgres_opens_one_per_call(
     # Same storage, same data: the run and its materializations are readable back.
     record = pooled.get_run_record_by_id(result.run_id)
     assert record is not None and record.dagster_run.is_success
-    assert pooled.get_latest_materialization_event(dg.AssetKey("doubled")).asset_materialization is not None
+    latest = pooled.get_latest_materialization_event(dg.AssetKey("doubled"))
+    assert latest is not None
+    assert latest.asset_materialization is not None
 
 
 def test_run_workers_get_the_pooled_storage_from_the_instance_ref(tmp_path: Path, postgres: PostgresServer) -> None:
@@ -113,11 +132,14 @@ def test_a_postgres_restart_costs_no_error(tmp_path: Path, postgres: PostgresSer
 
 def test_disposing_of_the_instance_closes_its_connections(tmp_path: Path, postgres: PostgresServer) -> None:
     """A code server builds an instance per sensor tick and disposes of it: nothing may linger."""
+
     def backends() -> int:
-        with _instance(tmp_path / "observer", postgres, pooled=False, application_name="observer") as observer:
-            with observer._run_storage._engine.connect() as conn:
-                query = "select count(*) from pg_stat_activity where application_name = 'tick'"
-                return conn.execute(sqlalchemy.text(query)).scalar_one()
+        with (
+            _instance(tmp_path / "observer", postgres, pooled=False, application_name="observer") as observer,
+            _engine(observer._run_storage).connect() as conn,
+        ):
+            query = "select count(*) from pg_stat_activity where application_name = 'tick'"
+            return conn.execute(sqlalchemy.text(query)).scalar_one()
 
     with _instance(tmp_path / "tick", postgres, pooled=True, application_name="tick") as instance:
         _run(instance)
@@ -132,5 +154,5 @@ def test_the_webserver_pool_survives_a_postgres_restart_too(tmp_path: Path, post
     assert instance.get_run_by_id(run_id) is not None  # the webserver's connections are open now
     postgres.pg_ctl("restart", "-m", "fast")
     assert instance.get_run_by_id(run_id) is not None
-    with instance._run_storage._engine.connect() as conn:  # and its statement timeout applies
+    with _engine(instance._run_storage).connect() as conn:  # and its statement timeout applies
         assert conn.execute(sqlalchemy.text("show statement_timeout")).scalar_one() == "5s"

@@ -10,6 +10,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 import pytest
+
 from platform_kit.exports import CsvExportResource, write_csv_atomic
 
 
@@ -26,7 +27,7 @@ def frame() -> pd.DataFrame:
 class ExplodingFrame(pd.DataFrame):
     """A frame whose CSV writer dies after writing part of the file, like a full disk."""
 
-    def to_csv(self, path_or_buf: Any = None, **kwargs: Any) -> None:  # type: ignore[override]
+    def to_csv(self, path_or_buf: Any = None, **kwargs: Any) -> None:
         path_or_buf.write("user_id,name\n1,partial")
         raise OSError("No space left on device")
 
@@ -63,9 +64,7 @@ def test_a_new_write_replaces_the_old_file(exports: CsvExportResource, frame: pd
     assert len(pd.read_csv(exported.path)) == 1
 
 
-def test_a_write_failing_midway_leaves_the_old_file_intact(
-    exports: CsvExportResource, frame: pd.DataFrame
-) -> None:
+def test_a_write_failing_midway_leaves_the_old_file_intact(exports: CsvExportResource, frame: pd.DataFrame) -> None:
     old = exports.write(frame, "users.csv").path.read_bytes()
 
     with pytest.raises(OSError, match="No space left on device"):
@@ -76,7 +75,7 @@ def test_a_write_failing_midway_leaves_the_old_file_intact(
 
 
 def test_a_failed_first_write_leaves_nothing_behind(tmp_path: Path, frame: pd.DataFrame) -> None:
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="No space left on device"):
         write_csv_atomic(ExplodingFrame(frame), tmp_path / "users.csv")
 
     assert list(tmp_path.iterdir()) == []
@@ -104,9 +103,7 @@ def test_unencodable_json_leaves_the_old_file_intact(exports: CsvExportResource)
 
 
 @pytest.mark.parametrize("filename", ["", ".", "..", "../users.csv", "sub/users.csv", "/tmp/users.csv"])
-def test_only_plain_file_names_are_accepted(
-    exports: CsvExportResource, frame: pd.DataFrame, filename: str
-) -> None:
+def test_only_plain_file_names_are_accepted(exports: CsvExportResource, frame: pd.DataFrame, filename: str) -> None:
     with pytest.raises(ValueError, match="filename must be a plain file name"):
         exports.write(frame, filename)
     with pytest.raises(ValueError, match="filename must be a plain file name"):

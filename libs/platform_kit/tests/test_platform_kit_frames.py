@@ -8,6 +8,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 import pytest
+
 from platform_kit.frames import POST_COLUMNS, USER_COLUMNS, DataFrame, flatten_users, posts_frame
 
 

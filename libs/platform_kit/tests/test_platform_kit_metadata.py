@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 import pandas as pd
 import pytest
+
 from platform_kit.metadata import column_schema, frame_metadata, markdown_preview
 
 

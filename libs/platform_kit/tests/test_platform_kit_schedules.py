@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 import pytest
+
 from platform_kit.schedules import ScheduleSettingError, daily_schedule
 
 JOB = dg.define_asset_job(name="nightly_job", selection=dg.AssetSelection.all())

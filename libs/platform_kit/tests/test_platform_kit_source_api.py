@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+
 from platform_kit.source_api import (
     POST_FIELDS,
     USER_FIELDS,
@@ -85,7 +86,7 @@ def test_duplicate_ids_pass_validation_so_that_checks_can_report_them(
     ],
 )
 def test_validate_records_rejects_wrong_types(payload: object, problem: str) -> None:
-    with pytest.raises(SourceApiError, match="^GET /users: ") as raised:
+    with pytest.raises(SourceApiError, match=r"^GET /users: ") as raised:
         validate_records(payload, "/users", USER_FIELDS, "HINT")
 
     assert problem in str(raised.value)
@@ -118,9 +119,7 @@ def test_429_waits_as_long_as_retry_after_says_within_the_cap(
 ) -> None:
     api.configure(fail_next=2, error_status=429, retry_after=3)
     delays: list[float] = []
-    resource = SourceApiResource(
-        base_url=api.url, backoff_seconds=0.01, max_backoff_seconds=max_backoff
-    )
+    resource = SourceApiResource(base_url=api.url, backoff_seconds=0.01, max_backoff_seconds=max_backoff)
 
     response = resource.get("/users", sleep=delays.append)
 
@@ -129,9 +128,7 @@ def test_429_waits_as_long_as_retry_after_says_within_the_cap(
     assert api.stats()["by_status"] == {"429": 2, "200": 1}
 
 
-def test_a_persistent_503_gives_up_after_max_attempts(
-    api: SampleApi, client: SourceApiResource
-) -> None:
+def test_a_persistent_503_gives_up_after_max_attempts(api: SampleApi, client: SourceApiResource) -> None:
     api.configure(error_rate=1.0, error_status=503, retry_after=0)
 
     with pytest.raises(SourceApiError) as raised:
@@ -145,9 +142,7 @@ def test_a_persistent_503_gives_up_after_max_attempts(
 
 
 @pytest.mark.parametrize(("path", "status"), [("/nope", 404), ("/users?_limit=x", 400)])
-def test_other_4xx_fail_at_once(
-    api: SampleApi, client: SourceApiResource, path: str, status: int
-) -> None:
+def test_other_4xx_fail_at_once(api: SampleApi, client: SourceApiResource, path: str, status: int) -> None:
     with pytest.raises(SourceApiError, match=f"HTTP {status} .*this is not retried"):
         client.get(path)
 
@@ -194,7 +189,7 @@ def test_a_url_without_scheme_fails_at_once_with_a_hint(api: SampleApi) -> None:
     bare = api.url.removeprefix("http://")
     resource = SourceApiResource(base_url=bare, backoff_seconds=0.01)
 
-    with pytest.raises(SourceApiError, match="could not be sent .* not retried") as raised:
+    with pytest.raises(SourceApiError, match=r"could not be sent .* not retried") as raised:
         resource.fetch_users()
 
     assert f"SOURCE_API_URL ({bare})" in str(raised.value)

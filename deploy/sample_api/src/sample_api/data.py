@@ -17,28 +17,149 @@ COMMENTS_PER_POST = 5
 Record = dict[str, Any]
 
 _WORDS = tuple(
-    """
-    lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor
-    incididunt ut labore et dolore magna aliqua enim ad minim veniam quis nostrud
-    exercitation ullamco laboris nisi aliquip ex ea commodo consequat duis aute irure
-    in reprehenderit voluptate velit esse cillum fugiat nulla pariatur excepteur sint
-    occaecat cupidatat non proident sunt culpa qui officia deserunt mollit anim id est
-    laborum quia molestiae rerum façade naïve café déjà vu über smörgåsbord 東京
-    """.split()
+    [
+        "lorem",
+        "ipsum",
+        "dolor",
+        "sit",
+        "amet",
+        "consectetur",
+        "adipiscing",
+        "elit",
+        "sed",
+        "do",
+        "eiusmod",
+        "tempor",
+        "incididunt",
+        "ut",
+        "labore",
+        "et",
+        "dolore",
+        "magna",
+        "aliqua",
+        "enim",
+        "ad",
+        "minim",
+        "veniam",
+        "quis",
+        "nostrud",
+        "exercitation",
+        "ullamco",
+        "laboris",
+        "nisi",
+        "aliquip",
+        "ex",
+        "ea",
+        "commodo",
+        "consequat",
+        "duis",
+        "aute",
+        "irure",
+        "in",
+        "reprehenderit",
+        "voluptate",
+        "velit",
+        "esse",
+        "cillum",
+        "fugiat",
+        "nulla",
+        "pariatur",
+        "excepteur",
+        "sint",
+        "occaecat",
+        "cupidatat",
+        "non",
+        "proident",
+        "sunt",
+        "culpa",
+        "qui",
+        "officia",
+        "deserunt",
+        "mollit",
+        "anim",
+        "id",
+        "est",
+        "laborum",
+        "quia",
+        "molestiae",
+        "rerum",
+        "façade",
+        "naïve",
+        "café",
+        "déjà",
+        "vu",
+        "über",
+        "smörgåsbord",
+        "東京",
+    ]
 )
 _FIRST_NAMES = tuple(
-    """
-    Leanne Ervin Clementine Patricia Chelsey Dennis Kurtis Nicholas Glenna Clementina
-    Zoë José Björn Siobhán Renée Søren Łukasz Chloé François Aoife Mei Hiroshi Priya
-    Ngozi Mateo Astrid Dmitri Ingrid Kwame Amélie Tomás Yuki
-    """.split()
+    [
+        "Leanne",
+        "Ervin",
+        "Clementine",
+        "Patricia",
+        "Chelsey",
+        "Dennis",
+        "Kurtis",
+        "Nicholas",
+        "Glenna",
+        "Clementina",
+        "Zoë",
+        "José",
+        "Björn",
+        "Siobhán",
+        "Renée",
+        "Søren",
+        "Łukasz",
+        "Chloé",
+        "François",
+        "Aoife",
+        "Mei",
+        "Hiroshi",
+        "Priya",
+        "Ngozi",
+        "Mateo",
+        "Astrid",
+        "Dmitri",
+        "Ingrid",
+        "Kwame",
+        "Amélie",
+        "Tomás",
+        "Yuki",
+    ]
 )
 _LAST_NAMES = tuple(
-    """
-    Graham Howell Bauch Lebsack Dietrich Schulist Weissnat Runolfsdottir Reichert
-    DuBuque Ångström Müller Núñez Dvořák Kowalski O'Connor Nakamura Okafor Larsson
-    Fernández Østergaard Brontë Zieliński Nguyen Papadopoulos Haddad Kerr Lindqvist
-    """.split()
+    [
+        "Graham",
+        "Howell",
+        "Bauch",
+        "Lebsack",
+        "Dietrich",
+        "Schulist",
+        "Weissnat",
+        "Runolfsdottir",
+        "Reichert",
+        "DuBuque",
+        "Ångström",
+        "Müller",
+        "Núñez",
+        "Dvořák",
+        "Kowalski",
+        "O'Connor",
+        "Nakamura",
+        "Okafor",
+        "Larsson",
+        "Fernández",
+        "Østergaard",
+        "Brontë",
+        "Zieliński",
+        "Nguyen",
+        "Papadopoulos",
+        "Haddad",
+        "Kerr",
+        "Lindqvist",
+    ]
 )
 _TITLES = ("Mr.", "Mrs.", "Ms.", "Dr.")
 _STREETS = (

@@ -1,0 +1,1 @@
+"""Developer tooling of the Dagster deployment template (never shipped in an image)."""

@@ -1,0 +1,111 @@
+"""The one list of code locations: the top-level ``workspace.yaml``.
+
+Everything that needs the set of locations (compose checks, ``make check``,
+``make dev``, the end-to-end suite, the bench, the scaffolder) reads it here.
+One convention ties a location's names together, and :func:`read_locations`
+refuses a workspace that breaks it, naming the entry and the fix:
+
+* ``location_name`` == the gRPC ``host`` == its compose service;
+* its project is ``code_locations/<name>/``, its package ``<name>``, its
+  definitions ``<name>.definitions``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[3]
+WORKSPACE = "workspace.yaml"
+NAME = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
+
+
+class WorkspaceError(ValueError):
+    """workspace.yaml does not list the code locations the way the template expects."""
+
+
+@dataclass(frozen=True)
+class CodeLocation:
+    """One entry of workspace.yaml."""
+
+    name: str
+    port: int = 4000
+
+    @property
+    def folder(self) -> str:
+        """The location's project, relative to the repository root."""
+        return f"code_locations/{self.name}"
+
+    @property
+    def package(self) -> str:
+        """Its distribution name in the uv workspace, e.g. ``simple-ops``."""
+        return self.name.replace("_", "-")
+
+    @property
+    def module(self) -> str:
+        """The module holding its ``Definitions``."""
+        return f"{self.name}.definitions"
+
+    @property
+    def env_prefix(self) -> str:
+        """Prefix of its own variables, e.g. ``SIMPLE_OPS`` (``SIMPLE_OPS_SCHEDULE_CRON``)."""
+        return self.name.upper()
+
+
+def parse_workspace(text: str, *, source: str = WORKSPACE) -> list[CodeLocation]:
+    """The code locations of a workspace.yaml's text, in order."""
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise WorkspaceError(f"{source} is not valid YAML ({error}); fix the syntax") from None
+    entries = document.get("load_from") if isinstance(document, dict) else None
+    if not isinstance(entries, list):
+        raise WorkspaceError(f"{source} has no `load_from:` list; it must list the code locations")
+    locations: list[CodeLocation] = []
+    for index, entry in enumerate(entries):
+        server = entry.get("grpc_server") if isinstance(entry, dict) else None
+        if not isinstance(server, dict):
+            raise WorkspaceError(
+                f"{source}: load_from[{index}] is not a `grpc_server:` entry; every location runs in its "
+                "own code-server container (run `make new-location` to add one)"
+            )
+        name = server.get("location_name")
+        if not isinstance(name, str) or not NAME.match(name):
+            raise WorkspaceError(f"{source}: load_from[{index}] needs a snake_case `location_name`, got {name!r}")
+        if server.get("host") != name:
+            raise WorkspaceError(
+                f"{source}: location {name!r} has host {server.get('host')!r}; the host must be the "
+                f"location's name (its compose service): set `host: {name}`"
+            )
+        port = server.get("port")
+        if not isinstance(port, int):
+            raise WorkspaceError(f"{source}: location {name!r} needs an integer `port` (the code servers use 4000)")
+        if any(existing.name == name for existing in locations):
+            raise WorkspaceError(f"{source}: location {name!r} is listed twice; remove one entry")
+        locations.append(CodeLocation(name=name, port=port))
+    return locations
+
+
+def read_locations(root: Path = ROOT) -> list[CodeLocation]:
+    """The code locations that ``root/workspace.yaml`` lists, each with its project folder checked."""
+    path = root / WORKSPACE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise WorkspaceError(f"{path} does not exist: is {root} the repository's root?") from None
+    locations = parse_workspace(text)
+    for location in locations:
+        if not (root / location.folder / "pyproject.toml").is_file():
+            raise WorkspaceError(
+                f"{WORKSPACE} lists {location.name!r}, but {location.folder}/pyproject.toml does not exist: "
+                f"remove the entry (`make remove-location NAME={location.name}`) or restore the folder"
+            )
+    return locations
+
+
+def location_names(root: Path = ROOT) -> list[str]:
+    """Just the names, in workspace order."""
+    return [location.name for location in read_locations(root)]

@@ -1,0 +1,250 @@
+"""Scaffold a team's code location and register it in the deployment.
+
+    make new-location NAME=billing_reports [TEAM=billing]
+    python -m template_tools.new_location billing_reports [--team billing] [--root PATH]
+
+Creates code_locations/<name>/ from the templates in templates/new_location/
+and edits two hand-maintained files: workspace.yaml (the one list of code
+locations) and docker-compose.yml (the location's code server: a few lines
+merging the ``*code-location`` anchor). The uv workspace picks the folder up by
+its glob, the image build by its LOCATION build argument, and everything else
+(make check, make dev, the tests, the bench) reads workspace.yaml. `make
+new-location` then runs `uv lock`, which adds the project to uv.lock.
+
+Every change is computed and checked before the first file is written, and a
+name that is already used anywhere is refused: nothing is ever overwritten.
+The edits are text insertions, so comments and formatting stay as they are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import keyword
+import re
+import sys
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from template_tools.locations import ROOT, WORKSPACE, CodeLocation, WorkspaceError, parse_workspace
+from template_tools.yamltext import AnchorError, compose_services, yaml_append, yaml_insert_after
+
+TEMPLATES = Path(__file__).resolve().parent / "templates" / "new_location"
+GUIDE = "docs/adding-a-code-location.md"
+COMPOSE = "docker-compose.yml"
+LOCK = "uv.lock"
+
+NAME = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
+TEAM = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*$")
+PLACEHOLDER = re.compile(r"\{\{([a-z_]+)\}\}")
+CODE_LOCATION_MERGE = re.compile(r"^\s*<<:\s*\*code-location\s*(#.*)?$")
+
+#: Generated files: path in the new location (``{name}`` is filled in) -> template file.
+LOCATION_FILES: Mapping[str, str] = {
+    "pyproject.toml": "pyproject.toml.tmpl",
+    "README.md": "README.md.tmpl",
+    "src/{name}/__init__.py": "__init__.py.tmpl",
+    "src/{name}/py.typed": "py.typed.tmpl",
+    "src/{name}/definitions.py": "definitions.py.tmpl",
+    "src/{name}/assets.py": "assets.py.tmpl",
+    "src/{name}/jobs.py": "jobs.py.tmpl",
+    "src/{name}/schedules.py": "schedules.py.tmpl",
+    "tests/conftest.py": "conftest.py.tmpl",
+    "tests/test_{name}_definitions.py": "test_definitions.py.tmpl",
+    "tests/test_{name}_assets.py": "test_assets.py.tmpl",
+}
+
+
+class ScaffoldError(Exception):
+    """The location cannot be created (or removed); the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Location(CodeLocation):
+    """The new code location: its snake_case name and its owning team."""
+
+    team: str = ""
+
+    def variables(self) -> dict[str, str]:
+        """The values of the templates' ``{{placeholders}}``."""
+        return {"name": self.name, "team": self.team, "package": self.package, "env_prefix": self.env_prefix}
+
+
+@dataclass(frozen=True)
+class Change:
+    """The complete new text of one file, and whether the command creates it."""
+
+    path: str
+    text: str
+    created: bool
+
+
+def render(template: str, variables: Mapping[str, str]) -> str:
+    """``template`` with every ``{{name}}`` replaced by ``variables[name]``.
+
+    Only ``{{lower_case}}`` is a placeholder, so ``$`` and single braces (compose
+    variables, f-strings, YAML flow maps) stay as written.
+    """
+
+    def value(match: re.Match[str]) -> str:
+        if match.group(1) not in variables:
+            raise KeyError(f"template placeholder {match.group(0)} has no value")
+        return variables[match.group(1)]
+
+    return PLACEHOLDER.sub(value, template)
+
+
+def validate(location: Location) -> None:
+    """Refuse names that are not snake_case identifiers or that shadow a standard module."""
+    if not NAME.match(location.name):
+        raise ScaffoldError(
+            f"{location.name!r} is not a valid location name: use snake_case (lower-case letters, "
+            "digits and single underscores, starting with a letter), e.g. billing_reports"
+        )
+    if keyword.iskeyword(location.name) or location.name in sys.stdlib_module_names:
+        raise ScaffoldError(
+            f"{location.name!r} is a Python keyword or standard-library module, and the location's "
+            "package would shadow it; choose another name, e.g. billing_reports"
+        )
+    if not TEAM.match(location.team):
+        raise ScaffoldError(
+            f"{location.team!r} is not a valid team name: use lower-case letters and digits, "
+            "separated by - _ or . (without the 'team:' prefix), e.g. billing"
+        )
+
+
+def read(root: Path, path: str) -> str:
+    """The text of ``root/path``, or a ScaffoldError saying the root is not this repository."""
+    try:
+        return (root / path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScaffoldError(f"{root / path} does not exist: is {root} the repository's root (--root)?") from None
+
+
+def registered(root: Path) -> list[str]:
+    """The location names workspace.yaml lists, or a ScaffoldError naming what is wrong with it."""
+    try:
+        return [location.name for location in parse_workspace(read(root, WORKSPACE))]
+    except WorkspaceError as error:
+        raise ScaffoldError(f"{error}; nothing was changed") from None
+
+
+def find_conflicts(root: Path, location: Location) -> list[str]:
+    """Every place where the location's name is already taken (empty: the name is free)."""
+    conflicts = []
+    if (root / location.folder).exists():
+        conflicts.append(f"{location.folder}/ exists")
+    if location.name in registered(root):
+        conflicts.append(f"{WORKSPACE}: has a location named {location.name}")
+    if location.name in compose_services(read(root, COMPOSE)):
+        conflicts.append(f"{COMPOSE}: has a service named {location.name}")
+    try:
+        packages = tomllib.loads(read(root, LOCK)).get("package", [])
+    except tomllib.TOMLDecodeError as error:
+        raise ScaffoldError(f"{LOCK} is not valid TOML ({error}); run `make lock` first") from None
+    if any(entry["name"] == location.package for entry in packages):
+        conflicts.append(f"{LOCK}: has a package named {location.package}")
+    return conflicts
+
+
+def template(name: str, location: Location) -> str:
+    """The template file ``name`` rendered for ``location``."""
+    return render((TEMPLATES / name).read_text(encoding="utf-8"), location.variables())
+
+
+def edit_workspace(root: Path, location: Location) -> str:
+    """workspace.yaml with the location's gRPC server appended to ``load_from``."""
+    text = yaml_append(
+        read(root, WORKSPACE), ["load_from"], template("workspace-grpc-server.yml.tmpl", location), path=WORKSPACE
+    )
+    if location.name not in [entry.name for entry in parse_workspace(text)]:
+        raise AnchorError(f"{WORKSPACE}: the edited file does not list {location.name}; is load_from a block list?")
+    return text
+
+
+def edit_compose(root: Path, location: Location) -> str:
+    """docker-compose.yml with the location's code server after the last one (a service merging ``*code-location``)."""
+    text = read(root, COMPOSE)
+    code_locations = compose_services(text, merging=CODE_LOCATION_MERGE)
+    if not code_locations:
+        raise AnchorError(f"{COMPOSE}: no service merges *code-location, so it is unclear where the new one goes")
+    service = template("compose-service.yml.tmpl", location)
+    return yaml_insert_after(text, ["services", code_locations[-1]], service, path=COMPOSE)
+
+
+def plan(root: Path, location: Location) -> list[Change]:
+    """Every file the command writes, with its complete new text; nothing is written yet."""
+    validate(location)
+    conflicts = find_conflicts(root, location)
+    if conflicts:
+        raise ScaffoldError(
+            f"code location {location.name!r} cannot be created, the name is already used:\n"
+            + "".join(f"  - {conflict}\n" for conflict in conflicts)
+            + "Nothing was changed. Choose another NAME, or remove the existing location first "
+            f"(`make remove-location NAME={location.name}`)."
+        )
+    try:
+        edits = {WORKSPACE: edit_workspace(root, location), COMPOSE: edit_compose(root, location)}
+    except AnchorError as error:
+        raise ScaffoldError(f"{error}. Nothing was changed.") from None
+    files = [
+        Change(f"{location.folder}/{target.format(name=location.name)}", template(source, location), created=True)
+        for target, source in LOCATION_FILES.items()
+    ]
+    return files + [Change(path, text, created=False) for path, text in edits.items()]
+
+
+def apply(root: Path, changes: Sequence[Change]) -> None:
+    """Write every change (creating the new location's folders); each file is replaced atomically."""
+    for change in changes:
+        target = root / change.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.partial")
+        partial.write_text(change.text, encoding="utf-8")
+        partial.replace(target)
+
+
+def next_steps(location: Location, changes: Sequence[Change]) -> str:
+    """What was done and what to do next, for the terminal."""
+    created = [c.path for c in changes if c.created]
+    edited = [c.path for c in changes if not c.created]
+    name = location.name
+    return "\n".join(
+        [
+            f"new-location: created code location {name} (owner team:{location.team}) in {location.folder}/:",
+            *(f"  + {path.removeprefix(location.folder + '/')}" for path in created),
+            "and registered it in:",
+            *(f"  ~ {path}" for path in edited),
+            "",
+            "Next steps (`make new-location` already ran `make lock`):",
+            "  make test   # install it into .venv, then run every test (the new ones included)",
+            "  make up     # build its image and start its code server; webserver and daemon reload the workspace",
+            f"Later deploys of this location alone: docker compose build {name} && docker compose up -d {name}",
+            f"Then replace the example assets in {location.folder}/src/{name}/assets.py. See {GUIDE}.",
+        ]
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=(__doc__ or "").split("\n\n", 1)[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("name", help="the location's snake_case name, e.g. billing_reports")
+    parser.add_argument("--team", help="owning team: assets get owners=['team:TEAM'] (default: the name with hyphens)")
+    parser.add_argument("--root", type=Path, default=ROOT, help="repository root to edit (default: this repo)")
+    args = parser.parse_args(argv)
+    root = args.root.resolve()
+    location = Location(name=args.name, team=args.team or args.name.replace("_", "-"))
+    try:
+        changes = plan(root, location)
+    except ScaffoldError as error:
+        print(f"new-location: {error}", file=sys.stderr)
+        return 1
+    apply(root, changes)
+    print(next_steps(location, changes))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

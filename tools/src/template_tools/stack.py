@@ -1,0 +1,350 @@
+"""Drive a real `docker compose` stack of this repo: compose, GraphQL, volumes.
+
+Used by the end-to-end suite (tests/e2e) and the benchmarks (bench/). A
+:class:`Stack` runs under its own compose project name and its own env file
+(random secrets, a free gateway port), so it never touches the developer's
+`.env` or running stack. Its code locations are the ones workspace.yaml lists.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import requests
+from dagster_graphql import DagsterGraphQLClient
+
+from template_tools.init_env import sha512_crypt  # the same hashing `make env` uses
+from template_tools.locations import ROOT, location_names
+
+T = TypeVar("T")
+
+LOCATIONS_QUERY = """
+{ workspaceOrError { ... on Workspace { locationEntries {
+    name loadStatus versionKey
+    locationOrLoadError { __typename ... on PythonError { message causes { message } } }
+} } } }
+"""
+
+RUN_QUERY = """
+query ($runId: ID!) { runOrError(runId: $runId) { __typename ... on Run {
+    runId status jobName tags { key value }
+    eventConnection(afterCursor: null) { events { __typename
+        ... on MessageEvent { message }
+        ... on ExecutionStepFailureEvent { error { message causes { message } } }
+        ... on RunFailureEvent { pipelineFailureError: error { message } }
+        ... on LogsCapturedEvent { fileKey stepKeys } } }
+} } }
+"""
+
+RUNS_BY_TAG_QUERY = """
+query ($key: String!, $value: String!) {
+  runsOrError(filter: {tags: [{key: $key, value: $value}]}) { ... on Runs { results {
+    runId status jobName tags { key value } } } }
+}
+"""
+
+CAPTURED_LOGS_QUERY = """
+query ($logKey: [String!]!) { capturedLogs(logKey: $logKey) { stdout stderr } }
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(check: Callable[[], T | None], *, timeout: float, interval: float = 1.0, what: str) -> T:
+    """Poll ``check`` until it returns a truthy value; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+@dataclass
+class Stack:
+    """A compose project of this repo, reachable through its gateway."""
+
+    project: str
+    workdir: Path
+    user: str = "e2e"
+    password: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    postgres_password: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    port: int = field(default_factory=free_port)
+    #: The checkout whose docker-compose.yml and workspace.yaml this stack runs.
+    root: Path = ROOT
+    #: Compose files merged over docker-compose.yml (e.g. the e2e suite's webhook sink).
+    overrides: tuple[Path, ...] = ()
+    #: Tag of the images this stack builds and runs (DAGSTER_IMAGE_TAG).
+    image_tag: ClassVar[str] = "e2e"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def env_file(self) -> Path:
+        return self.workdir / "e2e.env"
+
+    @property
+    def compose_files(self) -> list[Path]:
+        return [self.root / "docker-compose.yml", *self.overrides]
+
+    @property
+    def location_names(self) -> list[str]:
+        """The code locations of this stack's workspace.yaml."""
+        return location_names(self.root)
+
+    def write_env_file(self, extra: dict[str, str]) -> None:
+        """The env file: random secrets (the UI user's hash in an htpasswd file beside it), this
+        stack's gateway port and image tag, and ``extra``."""
+        htpasswd = self.workdir / "htpasswd"
+        htpasswd.write_text(f"{self.user}:{sha512_crypt(self.password)}\n")
+        htpasswd.chmod(0o644)
+        settings = {
+            "POSTGRES_PASSWORD": self.postgres_password,
+            "DOCKER_GID": str(os.stat("/var/run/docker.sock").st_gid),
+            "GATEWAY_PORT": str(self.port),
+            "GATEWAY_HTPASSWD_FILE": str(htpasswd),
+            "DAGSTER_IMAGE_TAG": self.image_tag,
+            **extra,
+        }
+        self.env_file.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+
+    def write_env(self) -> None:
+        """The stack's settings: random secrets, its own port, a webhook sink for alerts."""
+        self.write_env_file({"ALERT_WEBHOOK_URL": "http://webhook_sink:8080/alerts"})
+        (self.workdir / "stack.json").write_text(
+            json.dumps(
+                {
+                    "project": self.project,
+                    "password": self.password,
+                    "postgres_password": self.postgres_password,
+                    "port": self.port,
+                    "root": str(self.root),
+                    "overrides": [str(path) for path in self.overrides],
+                }
+            )
+        )
+
+    @classmethod
+    def reattach(cls, workdir: Path) -> Stack:
+        """The stack a previous session left running (E2E_KEEP_STACK=1) in ``workdir``."""
+        saved = json.loads((workdir / "stack.json").read_text())
+        root, overrides = Path(saved.pop("root")), tuple(Path(path) for path in saved.pop("overrides"))
+        return cls(workdir=workdir, root=root, overrides=overrides, **saved)
+
+    # --- docker compose -----------------------------------------------------------
+    def compose(
+        self, *args: str, check: bool = True, timeout: float = 600, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        files = [arg for path in self.compose_files for arg in ("-f", str(path))]
+        command = ["docker", "compose", "-p", self.project, "--env-file", str(self.env_file), *files, *args]
+        result = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=self.root,
+            env={**os.environ, **(env or {})},
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"`docker compose {' '.join(args)}` failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+    def up(self, *services: str, env: dict[str, str] | None = None, timeout: int = 300) -> None:
+        """`up --wait` the whole stack, or (re)create just ``services`` (never their dependencies:
+        that would recreate them with this call's environment)."""
+        no_deps = ["--no-deps"] if services else []
+        self.compose(
+            "up",
+            "--detach",
+            "--wait",
+            "--wait-timeout",
+            str(timeout),
+            *no_deps,
+            *services,
+            env=env,
+            timeout=timeout + 60,
+        )
+
+    def services(self) -> list[dict[str, Any]]:
+        """`docker compose ps` of the running services, as dicts."""
+        out = self.compose("ps", "--format", "json").stdout
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    def container_id(self, service: str) -> str:
+        return self.compose("ps", "--quiet", service).stdout.strip()
+
+    def docker(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=300)
+        if check and result.returncode != 0:
+            raise AssertionError(f"`docker {' '.join(args)}` failed: {result.stderr}")
+        return result
+
+    def read_export(self, relative_path: str) -> str:
+        """A file of the exports volume, read through a throw-away container."""
+        return self.docker(
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            f"{self.project}_exports:/exports:ro",
+            "--entrypoint",
+            "cat",
+            f"{self.project}-dagster:{self.image_tag}",
+            f"/exports/{relative_path}",
+        ).stdout
+
+    def diagnostics(self) -> str:
+        """Everything useful when a test failed: services, their logs, run containers."""
+        parts = [self.compose("ps", "--all", check=False).stdout]
+        parts.append(self.compose("logs", "--no-color", "--tail", "150", check=False).stdout)
+        parts.append(
+            self.docker(
+                "ps", "--all", "--filter", f"label=com.dagster-template.project={self.project}", check=False
+            ).stdout
+        )
+        return "\n".join(parts)
+
+    # --- the webserver, through the gateway --------------------------------------------
+    @property
+    def auth(self) -> tuple[str, str]:
+        return (self.user, self.password)
+
+    def graphql(self, query: str, variables: dict[str, Any] | None = None, timeout: float = 30) -> dict[str, Any]:
+        response = requests.post(
+            f"{self.url}/graphql",
+            json={"query": query, "variables": variables or {}},
+            auth=self.auth,
+            timeout=timeout,
+        )
+        response.raise_for_status()
+        body = response.json()
+        assert "errors" not in body, body["errors"]
+        return body["data"]
+
+    def client(self) -> DagsterGraphQLClient:
+        return DagsterGraphQLClient(
+            "127.0.0.1", port_number=self.port, auth=requests.auth.HTTPBasicAuth(*self.auth), timeout=60
+        )
+
+    def locations(self) -> dict[str, dict[str, Any]]:
+        entries = self.graphql(LOCATIONS_QUERY)["workspaceOrError"]["locationEntries"]
+        return {entry["name"]: entry for entry in entries}
+
+    def loaded_version(self, location: str, other_than: str) -> str | None:
+        """The location's versionKey (its code server's id) once it is loaded from a server other
+        than the one whose versionKey was ``other_than``; None until then."""
+        try:
+            entry = self.locations().get(location)
+        except (requests.RequestException, AssertionError):
+            return None
+        if (
+            entry
+            and entry["loadStatus"] == "LOADED"
+            and entry["versionKey"] != other_than
+            and entry["locationOrLoadError"]["__typename"] == "RepositoryLocation"
+        ):
+            return entry["versionKey"]
+        return None
+
+    def all_locations_loaded(self, names: Sequence[str] | None = None) -> bool:
+        """Every location of ``names`` (default: all of workspace.yaml) is LOADED without error."""
+        names = self.location_names if names is None else names
+        try:
+            locations = self.locations()
+        except (requests.RequestException, AssertionError):
+            return False
+        return all(
+            name in locations
+            and locations[name]["loadStatus"] == "LOADED"
+            and locations[name]["locationOrLoadError"]["__typename"] == "RepositoryLocation"
+            for name in names
+        )
+
+    def database_ready(self) -> bool:
+        """Three queries in a row that touch every storage (run, event log, schedule) succeed."""
+        touches_every_storage = """{
+          runsOrError(limit: 1) { ... on Runs { results { eventConnection { events { __typename } } } } }
+          repositoriesOrError { ... on RepositoryConnection { nodes { schedules { scheduleState { status } } } } }
+        }"""
+        for _ in range(3):
+            try:
+                self.graphql(touches_every_storage)
+            except (requests.RequestException, AssertionError):
+                return False
+        return True
+
+    def launch(self, job: str, location: str, **kwargs: Any) -> str:
+        return self.client().submit_job_execution(job, repository_location_name=location, **kwargs)
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        result = self.graphql(RUN_QUERY, {"runId": run_id})["runOrError"]
+        assert result["__typename"] == "Run", result
+        return result
+
+    def wait_for_run(
+        self, run_id: str, *, timeout: float = 240, statuses: Sequence[str] = ("SUCCESS", "FAILURE", "CANCELED")
+    ) -> dict[str, Any]:
+        """Poll (every 2 s: polling harder slows the runs down on 2 cores) until the run ends."""
+
+        def finished() -> dict[str, Any] | None:
+            run = self.run(run_id)
+            return run if run["status"] in statuses else None
+
+        return wait_for(
+            finished,
+            timeout=timeout,
+            interval=2,
+            what=f"run {run_id} to reach {'/'.join(statuses)}",
+        )
+
+    @staticmethod
+    def failure_text(run: dict[str, Any]) -> str:
+        """Every message and error (with its causes) of a run's events, as one string."""
+        parts = []
+        for event in run["eventConnection"]["events"]:
+            parts.append(event.get("message") or "")
+            for error in (event.get("error"), event.get("pipelineFailureError")):
+                if error:
+                    parts.append(error["message"])
+                    parts.extend(cause["message"] for cause in error.get("causes") or [])
+        return "\n".join(parts)
+
+    def runs_tagged(self, key: str, value: str) -> list[dict[str, Any]]:
+        """Runs carrying the tag ``key=value``, newest first (tags flattened to a dict)."""
+        runs = self.graphql(RUNS_BY_TAG_QUERY, {"key": key, "value": value})["runsOrError"]["results"]
+        return [{**run, "tags": {t["key"]: t["value"] for t in run["tags"]}} for run in runs]
+
+    def sample_api(self, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
+        """Call the sample API's admin endpoints from inside its container (it publishes no port)."""
+        script = (
+            "import json, sys, urllib.request as u\n"
+            "data = sys.argv[3].encode() if sys.argv[3] != 'null' else None\n"
+            "req = u.Request('http://127.0.0.1:8080' + sys.argv[2], data=data, method=sys.argv[1],"
+            " headers={'Content-Type': 'application/json'})\n"
+            "print(u.urlopen(req, timeout=10).read().decode())\n"
+        )
+        out = self.compose("exec", "-T", "sample_api", "python", "-c", script, method, path, json.dumps(payload)).stdout
+        return json.loads(out)
+
+    def captured_logs(self, run_id: str, file_key: str) -> dict[str, str]:
+        return self.graphql(CAPTURED_LOGS_QUERY, {"logKey": [run_id, "compute_logs", file_key]})["capturedLogs"]
