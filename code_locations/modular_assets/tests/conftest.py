@@ -1,37 +1,21 @@
-"""Fixtures of the modular_assets tests: a real sample-api process and the location's resources.
+"""Fixtures of the modular_assets tests: the location's resources against a real sample-api.
 
-One sample-api process serves the whole session; every test that uses it
-starts from its start-up knobs (``api.reset()``), so tests can change knobs
-freely and in any order.
+``api`` (one sample-api process for the session, reset before each test) comes
+from the sample_api.pytest_plugin.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import dagster as dg
 import pytest
-from platform_kit.source_api import SourceApiResource
-from sample_api.testing import SampleApi, running_sample_api
 
 from modular_assets.definitions import defs
 from modular_assets.resources import RESOURCES, RunCachedFilesystemIOManager
+from platform_kit.source_api import SourceApiResource
+from sample_api.testing import SampleApi
 
-#: Retry quickly in tests: a fault costs milliseconds, not the production backoff.
-FAST_RETRIES = dict(timeout_seconds=5.0, max_attempts=3, backoff_seconds=0.0, max_total_seconds=15.0)
-
-
-@pytest.fixture(scope="session")
-def sample_api_process() -> Iterator[SampleApi]:
-    with running_sample_api(users=10, posts_per_user=10) as api:
-        yield api
-
-
-@pytest.fixture
-def api(sample_api_process: SampleApi) -> Iterator[SampleApi]:
-    """The sample API with its start-up knobs: 10 users x 10 posts, no faults."""
-    sample_api_process.reset()
-    yield sample_api_process
-    sample_api_process.reset()
+RunJob = Callable[[str], dg.ExecuteInProcessResult]
 
 
 @pytest.fixture
@@ -51,7 +35,14 @@ def run_resources(exports_dir: Path, tmp_path: Path) -> dict[str, object]:
     """
     return {
         **RESOURCES,
-        "source_api": SourceApiResource(base_url=dg.EnvVar("SOURCE_API_URL"), **FAST_RETRIES),
+        # Retry quickly: a fault costs milliseconds in tests, not the production backoff.
+        "source_api": SourceApiResource(
+            base_url=dg.EnvVar("SOURCE_API_URL"),
+            timeout_seconds=5.0,
+            max_attempts=3,
+            backoff_seconds=0.0,
+            max_total_seconds=15.0,
+        ),
         "io_manager": RunCachedFilesystemIOManager(base_dir=str(tmp_path / "storage")),
     }
 
@@ -63,7 +54,7 @@ def instance() -> Iterator[dg.DagsterInstance]:
 
 
 @pytest.fixture
-def run_job(run_resources: dict[str, object], instance: dg.DagsterInstance):
+def run_job(run_resources: dict[str, object], instance: dg.DagsterInstance) -> RunJob:
     """Run one of the location's jobs in process, with ``run_resources``; failures are returned."""
 
     def run(name: str) -> dg.ExecuteInProcessResult:

@@ -96,7 +96,13 @@ def test_rank_top_authors_orders_by_posts_then_body_length_then_id() -> None:
     assert top["user_id"].tolist() == [2, 6, 3, 4, 1]
     assert top["rank"].tolist() == [1, 2, 3, 4, 5]
     assert top.columns.tolist() == [
-        "rank", "user_id", "name", "username", "total_posts", "avg_title_length", "avg_body_length",
+        "rank",
+        "user_id",
+        "name",
+        "username",
+        "total_posts",
+        "avg_title_length",
+        "avg_body_length",
     ]
 
 

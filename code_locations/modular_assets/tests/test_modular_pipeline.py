@@ -1,67 +1,107 @@
 """The whole location against a real sample-api process: exports, jobs, one asset alone, failures."""
 
 import json
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 import pytest
-from sample_api.testing import SampleApi
 
 from modular_assets.analytics import rank_top_authors
 from modular_assets.checks import CHECKS
-from modular_assets.definitions import defs
+from modular_assets.definitions import ASSETS
+from sample_api.testing import SampleApi
 
-ALL_ASSETS = list(defs.assets)
-LOCATION_KEYS = {key.to_user_string() for a in ALL_ASSETS for key in a.keys}
+LOCATION_KEYS = {key.to_user_string() for a in ASSETS for key in a.keys}
 CSV_COLUMNS = {
     "users.csv": [
-        "user_id", "name", "username", "email", "phone", "website", "street", "city", "zipcode",
-        "lat", "lng", "company_name",
+        "user_id",
+        "name",
+        "username",
+        "email",
+        "phone",
+        "website",
+        "street",
+        "city",
+        "zipcode",
+        "lat",
+        "lng",
+        "company_name",
     ],
     "posts_enriched.csv": [
-        "post_id", "user_id", "title", "body", "author_name", "author_username", "author_email",
-        "author_company", "author_city",
+        "post_id",
+        "user_id",
+        "title",
+        "body",
+        "author_name",
+        "author_username",
+        "author_email",
+        "author_company",
+        "author_city",
     ],
     "user_stats.csv": [
-        "user_id", "name", "username", "total_posts", "avg_title_length", "avg_body_length",
-        "min_body_length", "max_body_length",
+        "user_id",
+        "name",
+        "username",
+        "total_posts",
+        "avg_title_length",
+        "avg_body_length",
+        "min_body_length",
+        "max_body_length",
     ],
     "top_authors.csv": [
-        "rank", "user_id", "name", "username", "total_posts", "avg_title_length", "avg_body_length",
+        "rank",
+        "user_id",
+        "name",
+        "username",
+        "total_posts",
+        "avg_title_length",
+        "avg_body_length",
     ],
 }
+RunJob = Callable[[str], dg.ExecuteInProcessResult]
 EXPECTED_ROWS = {"users.csv": 10, "posts_enriched.csv": 100, "user_stats.csv": 10, "top_authors.csv": 5}
 
 
 def materialized(result: dg.ExecuteInProcessResult) -> set[str]:
-    return {event.asset_key.to_user_string() for event in result.get_asset_materialization_events()}
+    return {event.materialization.asset_key.to_user_string() for event in result.get_asset_materialization_events()}
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
     return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
 
 
+def latest_metadata(instance: dg.DagsterInstance, asset: str) -> Mapping[str, dg.MetadataValue]:
+    """The metadata of ``asset``'s latest materialization."""
+    event = instance.get_latest_materialization_event(dg.AssetKey(asset))
+    materialization = event.asset_materialization if event else None
+    assert materialization is not None, f"{asset} was never materialized"
+    return materialization.metadata
+
+
 def source_api_error(result: dg.ExecuteInProcessResult) -> tuple[str, str]:
     """(step, message) of the run's one failed step, which must have raised a SourceApiError."""
     [failure] = result.get_step_failure_events()
-    cause = failure.step_failure_data.error.cause
-    assert cause is not None and cause.cls_name == "SourceApiError", failure.step_failure_data.error
+    error = failure.step_failure_data.error
+    cause = error.cause if error else None
+    assert cause is not None and cause.cls_name == "SourceApiError", error
+    assert failure.step_key is not None
     return failure.step_key, cause.message
 
 
 def test_materialize_the_whole_location_writes_every_export(
     run_resources: dict[str, object], exports_dir: Path, instance: dg.DagsterInstance
 ) -> None:
-    result = dg.materialize([*ALL_ASSETS, *CHECKS], resources=run_resources, instance=instance)
+    result = dg.materialize([*ASSETS, *CHECKS], resources=run_resources, instance=instance)
 
     assert result.success
     assert materialized(result) == LOCATION_KEYS
     assert len(LOCATION_KEYS) == 13
     assert {(e.check_name, e.passed) for e in result.get_asset_check_evaluations()} == {
-        ("user_id_is_unique", True),
+        ("user_ids_are_unique", True),
         ("emails_are_well_formed", True),
-        ("post_id_is_unique", True),
+        ("post_ids_are_unique", True),
         ("titles_are_not_blank", True),
         ("authors_exist", True),
     }
@@ -91,22 +131,23 @@ def test_materialize_the_whole_location_writes_every_export(
 def test_exports_carry_path_size_rows_schema_and_preview(
     run_resources: dict[str, object], exports_dir: Path, instance: dg.DagsterInstance
 ) -> None:
-    dg.materialize([*ALL_ASSETS, *CHECKS], resources=run_resources, instance=instance)
+    dg.materialize([*ASSETS, *CHECKS], resources=run_resources, instance=instance)
 
     for asset, file_name in [("users_csv", "users.csv"), ("top_authors_csv", "top_authors.csv")]:
-        event = instance.get_latest_materialization_event(dg.AssetKey(asset))
-        metadata = event.asset_materialization.metadata
+        metadata = latest_metadata(instance, asset)
         assert metadata["export_path"].value == str(exports_dir / file_name)
         assert metadata["size_bytes"].value == (exports_dir / file_name).stat().st_size
         assert metadata["dagster/row_count"].value == EXPECTED_ROWS[file_name]
-        assert [c.name for c in metadata["dagster/column_schema"].value.columns] == CSV_COLUMNS[file_name]
-        assert metadata["preview"].value.startswith("| " + " | ".join(CSV_COLUMNS[file_name][:2]))
-    raw = instance.get_latest_materialization_event(dg.AssetKey("api_users_raw")).asset_materialization
-    assert raw.metadata["dagster/row_count"].value == 10
+        schema, preview = metadata["dagster/column_schema"], metadata["preview"]
+        assert isinstance(schema, dg.TableSchemaMetadataValue)
+        assert [c.name for c in schema.value.columns] == CSV_COLUMNS[file_name]
+        assert isinstance(preview, dg.MarkdownMetadataValue)
+        assert (preview.value or "").startswith("| " + " | ".join(CSV_COLUMNS[file_name][:2]))
+    assert latest_metadata(instance, "api_users_raw")["dagster/row_count"].value == 10
 
 
 def test_group_jobs_run_one_layer_each_from_the_previous_layers_values(
-    run_job, exports_dir: Path, api: SampleApi
+    run_job: RunJob, exports_dir: Path, api: SampleApi
 ) -> None:
     groups = {
         "sources_job": {"api_users_raw", "api_posts_raw"},
@@ -124,22 +165,26 @@ def test_group_jobs_run_one_layer_each_from_the_previous_layers_values(
     assert len(pd.read_csv(exports_dir / "posts_enriched.csv")) == 100
 
 
-def test_transforms_job_runs_the_blocking_checks(run_job) -> None:
+def test_transforms_job_runs_the_blocking_checks(run_job: RunJob) -> None:
     run_job("sources_job")
     result = run_job("transforms_job")
     assert {e.check_name for e in result.get_asset_check_evaluations()} == {
-        "user_id_is_unique", "emails_are_well_formed", "post_id_is_unique", "titles_are_not_blank", "authors_exist",
+        "user_ids_are_unique",
+        "emails_are_well_formed",
+        "post_ids_are_unique",
+        "titles_are_not_blank",
+        "authors_exist",
     }
 
 
 def test_one_asset_alone_reads_its_upstream_value_from_storage(
     run_resources: dict[str, object], exports_dir: Path, instance: dg.DagsterInstance, api: SampleApi
 ) -> None:
-    dg.materialize([*ALL_ASSETS, *CHECKS], resources=run_resources, instance=instance)
+    dg.materialize([*ASSETS, *CHECKS], resources=run_resources, instance=instance)
     (exports_dir / "top_authors.csv").unlink()
     api.reset()
 
-    result = dg.materialize(ALL_ASSETS, selection=["top_authors_csv"], resources=run_resources, instance=instance)
+    result = dg.materialize(ASSETS, selection=["top_authors_csv"], resources=run_resources, instance=instance)
 
     assert result.success
     assert materialized(result) == {"top_authors_csv"}
@@ -150,22 +195,23 @@ def test_one_asset_alone_reads_its_upstream_value_from_storage(
 def test_export_summary_alone_fails_clearly_when_a_csv_is_missing(
     run_resources: dict[str, object], exports_dir: Path, instance: dg.DagsterInstance
 ) -> None:
-    dg.materialize([*ALL_ASSETS, *CHECKS], resources=run_resources, instance=instance)
+    dg.materialize([*ASSETS, *CHECKS], resources=run_resources, instance=instance)
     summary_before = (exports_dir / "export_summary.json").read_bytes()
     (exports_dir / "users.csv").unlink()
 
     result = dg.materialize(
-        ALL_ASSETS, selection=["export_summary"], resources=run_resources, instance=instance, raise_on_error=False
+        ASSETS, selection=["export_summary"], resources=run_resources, instance=instance, raise_on_error=False
     )
 
     assert not result.success
     [failure] = result.get_step_failure_events()
-    message = failure.step_failure_data.user_failure_data.description
+    user_failure = failure.step_failure_data.user_failure_data
+    message = (user_failure.description if user_failure else None) or ""
     assert str(exports_dir / "users.csv") in message and "run exports_job" in message
     assert (exports_dir / "export_summary.json").read_bytes() == summary_before
 
 
-def test_a_failed_request_is_retried(run_job, api: SampleApi) -> None:
+def test_a_failed_request_is_retried(run_job: RunJob, api: SampleApi) -> None:
     api.configure(fail_next=1, retry_after=0, fault_paths=["/posts"])  # 503 with Retry-After: 0
     result = run_job("sources_job")
     assert result.success
@@ -185,7 +231,7 @@ def test_a_failed_request_is_retried(run_job, api: SampleApi) -> None:
     ],
 )
 def test_unusable_source_data_fails_the_run_with_a_clear_error(
-    run_job, exports_dir: Path, api: SampleApi, mode: str, path: str, step: str, problem: str
+    run_job: RunJob, exports_dir: Path, api: SampleApi, mode: str, path: str, step: str, problem: str
 ) -> None:
     api.configure(mode=mode, fault_paths=[path])
 
@@ -202,11 +248,11 @@ def test_unusable_source_data_fails_the_run_with_a_clear_error(
 
 
 def test_unreachable_api_fails_the_run_naming_the_url(
-    run_resources: dict[str, object], exports_dir: Path, monkeypatch: pytest.MonkeyPatch, instance
+    run_resources: dict[str, object], exports_dir: Path, monkeypatch: pytest.MonkeyPatch, instance: dg.DagsterInstance
 ) -> None:
     monkeypatch.setenv("SOURCE_API_URL", "http://127.0.0.1:1")
     result = dg.materialize(
-        ALL_ASSETS, selection=["api_users_raw"], resources=run_resources, instance=instance, raise_on_error=False
+        ASSETS, selection=["api_users_raw"], resources=run_resources, instance=instance, raise_on_error=False
     )
     assert not result.success
     _, message = source_api_error(result)
@@ -214,7 +260,7 @@ def test_unreachable_api_fails_the_run_naming_the_url(
 
 
 def test_duplicate_ids_fail_the_blocking_checks_and_keep_the_previous_exports(
-    run_job, exports_dir: Path, api: SampleApi
+    run_job: RunJob, exports_dir: Path, api: SampleApi
 ) -> None:
     assert run_job("all_assets_job").success
     before = snapshot(exports_dir)
@@ -226,9 +272,9 @@ def test_duplicate_ids_fail_the_blocking_checks_and_keep_the_previous_exports(
     assert not result.success
     evaluated = {(e.asset_key.to_user_string(), e.check_name): e.passed for e in result.get_asset_check_evaluations()}
     assert evaluated == {
-        ("users_cleaned", "user_id_is_unique"): False,
+        ("users_cleaned", "user_ids_are_unique"): False,
         ("users_cleaned", "emails_are_well_formed"): True,
-        ("posts_cleaned", "post_id_is_unique"): False,
+        ("posts_cleaned", "post_ids_are_unique"): False,
         ("posts_cleaned", "titles_are_not_blank"): True,
         # authors_exist reads users_cleaned, so it waits for (and is blocked by) the users' checks
     }

@@ -1,9 +1,10 @@
 """The transforms layer's pandas logic, without Dagster."""
 
+from typing import Any
+
 import pandas as pd
 import pytest
 from pandas.errors import MergeError
-from platform_kit.frames import flatten_users, posts_frame
 
 from modular_assets.transforms import (
     AUTHOR_COLUMNS,
@@ -12,10 +13,11 @@ from modular_assets.transforms import (
     enrich_posts,
     normalize_whitespace,
 )
+from platform_kit.frames import flatten_users, posts_frame
 
 
-def user(user_id: int, name: str = "Ann Lee", email: str | None = "ann@example.com", **extra) -> dict:
-    record = {
+def user(user_id: int, name: str = "Ann Lee", email: str | None = "ann@example.com", **extra: Any) -> dict[str, Any]:
+    record: dict[str, Any] = {
         "id": user_id,
         "name": name,
         "username": f"user{user_id}",
@@ -27,7 +29,7 @@ def user(user_id: int, name: str = "Ann Lee", email: str | None = "ann@example.c
     return record
 
 
-def post(post_id: int, user_id: int, title: str = "a title", body: str = "a body") -> dict:
+def post(post_id: int, user_id: int, title: str = "a title", body: str = "a body") -> dict[str, Any]:
     return {"id": post_id, "userId": user_id, "title": title, "body": body}
 
 

@@ -1,4 +1,4 @@
-"""Fixtures of the simple_ops tests: a real sample-api process, per-test exports, a webhook."""
+"""Fixtures of the simple_ops tests: per-test exports and a webhook (``api``: sample_api.pytest_plugin)."""
 
 from __future__ import annotations
 
@@ -11,31 +11,16 @@ from typing import Any
 
 import dagster as dg
 import pytest
+
 from platform_kit.exports import CsvExportResource
 from platform_kit.source_api import SourceApiResource
-from sample_api.testing import SampleApi, running_sample_api
-
-from simple_ops.assets import user_assets
-from simple_ops.checks import user_checks
+from sample_api.testing import SampleApi
+from simple_ops.assets import ASSETS
+from simple_ops.checks import CHECKS
 from simple_ops.jobs import data_extraction_job
-from simple_ops.resources import resources
+from simple_ops.resources import RESOURCES
 
 Run = Callable[[], dg.ExecuteInProcessResult]
-
-
-@pytest.fixture(scope="session")
-def sample_api_process() -> Iterator[SampleApi]:
-    """One sample-api subprocess for the whole session (10 users x 10 posts)."""
-    with running_sample_api(users=10, posts_per_user=10) as api:
-        yield api
-
-
-@pytest.fixture
-def api(sample_api_process: SampleApi, monkeypatch: pytest.MonkeyPatch) -> SampleApi:
-    """The sample API, reset to its start-up knobs, with SOURCE_API_URL pointing at it."""
-    sample_api_process.reset()
-    monkeypatch.setenv("SOURCE_API_URL", sample_api_process.url)
-    return sample_api_process
 
 
 @pytest.fixture
@@ -53,7 +38,7 @@ def run_resources(api: SampleApi, exports_dir: Path) -> dict[str, object]:
     """
     return {
         "source_api": SourceApiResource(base_url=api.url, backoff_seconds=0.01, max_attempts=3),
-        "exports": resources["exports"],
+        "exports": RESOURCES["exports"],
     }
 
 
@@ -66,17 +51,13 @@ def exports(exports_dir: Path) -> CsvExportResource:
 @pytest.fixture
 def run_assets(run_resources: dict[str, object]) -> Run:
     """Materialize the four assets and their checks; a failure is returned, not raised."""
-    return lambda: dg.materialize(
-        [*user_assets, *user_checks], resources=run_resources, raise_on_error=False
-    )
+    return lambda: dg.materialize([*ASSETS, *CHECKS], resources=run_resources, raise_on_error=False)
 
 
 @pytest.fixture
 def run_ops(run_resources: dict[str, object]) -> Run:
     """Execute data_extraction_job; a failure is returned, not raised."""
-    return lambda: data_extraction_job.execute_in_process(
-        resources=run_resources, raise_on_error=False
-    )
+    return lambda: data_extraction_job.execute_in_process(resources=run_resources, raise_on_error=False)
 
 
 class Webhook:
@@ -95,7 +76,7 @@ def webhook() -> Iterator[Webhook]:
     hook = Webhook()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - name fixed by BaseHTTPRequestHandler
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             hook.content_types.append(self.headers["Content-Type"])
             hook.received.append(json.loads(body))
@@ -103,7 +84,7 @@ def webhook() -> Iterator[Webhook]:
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             """Keep the test output quiet."""
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

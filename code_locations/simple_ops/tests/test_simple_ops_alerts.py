@@ -13,7 +13,7 @@ import pytest
 from simple_ops import alerts
 
 if TYPE_CHECKING:
-    from conftest import Webhook
+    from .conftest import Webhook
 
 FAILURE = alerts.RunFailure(
     job_name="data_extraction_job",
@@ -94,15 +94,11 @@ def test_without_a_webhook_url_the_failure_is_logged(caplog: pytest.LogCaptureFi
     assert not delivered
     [record] = caplog.records
     assert record.levelno == logging.WARNING
-    assert f"run {FAILURE.run_id} of job data_extraction_job (location simple_ops) failed: " in (
-        record.message
-    )
+    assert f"run {FAILURE.run_id} of job data_extraction_job (location simple_ops) failed: " in (record.message)
     assert "ALERT_WEBHOOK_URL is not set" in record.message
 
 
-def test_a_webhook_answering_500_is_logged_not_raised(
-    webhook: Webhook, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_a_webhook_answering_500_is_logged_not_raised(webhook: Webhook, caplog: pytest.LogCaptureFixture) -> None:
     webhook.status = 500
     log = logging.getLogger("test_alerts")
 
@@ -125,9 +121,7 @@ def closed_port_url() -> str:
         return f"http://127.0.0.1:{sock.getsockname()[1]}/hook"
 
 
-def test_an_unreachable_webhook_is_reported_not_raised(
-    closed_port_url: str, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_an_unreachable_webhook_is_reported_not_raised(closed_port_url: str, caplog: pytest.LogCaptureFixture) -> None:
     log = logging.getLogger("test_alerts")
 
     with caplog.at_level(logging.INFO, logger="test_alerts"):

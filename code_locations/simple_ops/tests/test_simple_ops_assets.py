@@ -10,9 +10,9 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 import requests
+
 from platform_kit.frames import USER_COLUMNS
 from sample_api.testing import SampleApi
-
 from simple_ops.definitions import defs
 
 
@@ -71,7 +71,7 @@ def test_materializations_carry_the_metadata_people_look_at(
         str(exports_dir / "extraction_summary.json")
     )
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks == {"unique_user_ids": True, "well_formed_emails": True}
+    assert checks == {"user_ids_are_unique": True, "emails_are_well_formed": True}
 
 
 def test_the_asset_job_runs_with_the_resources_configured_from_the_environment(

@@ -9,7 +9,7 @@ import dagster as dg
 from simple_ops.definitions import defs
 from simple_ops.extraction import QUALITY_RULES
 
-ASSETS = ["data_extraction_summary", "raw_user_data", "transformed_user_data", "user_data_csv"]
+ASSET_NAMES = ["data_extraction_summary", "raw_user_data", "transformed_user_data", "user_data_csv"]
 
 
 def test_the_definitions_load() -> None:
@@ -20,7 +20,7 @@ def test_the_assets_form_one_lineage_in_one_group() -> None:
     graph = defs.resolve_asset_graph()
     nodes = {key.to_user_string(): graph.get(key) for key in graph.get_all_asset_keys()}
 
-    assert sorted(nodes) == ASSETS
+    assert sorted(nodes) == ASSET_NAMES
     parents = {name: sorted(k.to_user_string() for k in node.parent_keys) for name, node in nodes.items()}
     assert parents == {
         "raw_user_data": [],
@@ -44,7 +44,7 @@ def test_both_quality_rules_are_blocking_checks_on_the_transformed_table() -> No
 
     checks = {key.name: graph.get_check_spec(key) for key in graph.asset_check_keys}
 
-    assert sorted(checks) == sorted(QUALITY_RULES) == ["unique_user_ids", "well_formed_emails"]
+    assert sorted(checks) == sorted(QUALITY_RULES) == ["emails_are_well_formed", "user_ids_are_unique"]
     assert all(spec.asset_key == dg.AssetKey("transformed_user_data") for spec in checks.values())
     assert all(spec.blocking for spec in checks.values())
 
@@ -63,7 +63,7 @@ def test_both_styles_appear_as_jobs_run_in_process() -> None:
     assert ops_job.description
     assert ops_job.tags == {"team": "data-extraction", "style": "ops"}
     assets_job = jobs["user_assets_job"]
-    assert sorted(k.to_user_string() for k in assets_job.asset_layer.selected_asset_keys) == ASSETS
+    assert sorted(k.to_user_string() for k in assets_job.asset_layer.selected_asset_keys) == ASSET_NAMES
     assert {k.name for k in assets_job.asset_layer.asset_graph.asset_check_keys} == set(QUALITY_RULES)
     assert {job.executor_def.name for job in jobs.values()} == {"in_process"}
 

@@ -6,13 +6,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import pandas as pd
 import pytest
+
 from platform_kit.exports import CsvExportResource
 from platform_kit.frames import USER_COLUMNS
-
 from simple_ops import extraction
-from simple_ops.checks import user_checks
+from simple_ops.checks import CHECKS
 from simple_ops.ops import save_to_csv
 
 
@@ -70,23 +71,21 @@ def test_a_clean_table_passes_the_quality_gate() -> None:
     [
         (
             [user(1), user(2), user(1)],
-            "fails 1 quality rule(s) (unique_user_ids: 2 of 3 rows: duplicate user_id values, e.g. 1)",
+            "fails 1 quality rule(s) (user_ids_are_unique: 2 of 3 rows: duplicate user_id values, e.g. 1)",
         ),
         (
             [user(1), user(2, email="not-an-email")],
-            "(well_formed_emails: 1 of 2 rows: malformed email, e.g. not-an-email)",
+            "(emails_are_well_formed: 1 of 2 rows: malformed email, e.g. not-an-email)",
         ),
         (
             [user(3, email="x@y"), user(3)],
-            "fails 2 quality rule(s) (unique_user_ids: 2 of 2 rows",
+            "fails 2 quality rule(s) (user_ids_are_unique: 2 of 2 rows",
         ),
     ],
     ids=["duplicate-ids", "malformed-email", "both"],
 )
-def test_bad_tables_are_refused_with_the_failing_rules(
-    records: list[dict[str, Any]], expected: str
-) -> None:
-    with pytest.raises(extraction.DataQualityError, match="^refusing to export users.csv") as raised:
+def test_bad_tables_are_refused_with_the_failing_rules(records: list[dict[str, Any]], expected: str) -> None:
+    with pytest.raises(extraction.DataQualityError, match=r"^refusing to export users\.csv") as raised:
         extraction.require_quality(frame_of(*records))
 
     assert expected in str(raised.value)
@@ -95,13 +94,17 @@ def test_bad_tables_are_refused_with_the_failing_rules(
 def test_the_asset_checks_apply_the_same_rules() -> None:
     frame = frame_of(user(1), user(1, email="broken"))
 
-    results = {check.check_key.name: check(transformed_user_data=frame) for check in user_checks}
+    results: dict[str, dg.AssetCheckResult] = {}
+    for check in CHECKS:
+        result = check(transformed_user_data=frame)
+        assert isinstance(result, dg.AssetCheckResult)
+        results[check.check_key.name] = result
 
     assert {name: result.passed for name, result in results.items()} == {
-        "unique_user_ids": False,
-        "well_formed_emails": False,
+        "user_ids_are_unique": False,
+        "emails_are_well_formed": False,
     }
-    assert results["well_formed_emails"].metadata["failing_sample"].value == ["broken"]
+    assert results["emails_are_well_formed"].metadata["failing_sample"].value == ["broken"]
 
 
 def test_the_save_op_refuses_malformed_emails_and_keeps_the_old_file(
@@ -109,7 +112,7 @@ def test_the_save_op_refuses_malformed_emails_and_keeps_the_old_file(
 ) -> None:
     old = exports.write(frame_of(user(1)), extraction.USERS_CSV).path.read_bytes()
 
-    with pytest.raises(extraction.DataQualityError, match="well_formed_emails"):
+    with pytest.raises(extraction.DataQualityError, match="emails_are_well_formed"):
         save_to_csv(exports=exports, transformed=frame_of(user(1, email="@nowhere")))
 
     assert (exports.directory / extraction.USERS_CSV).read_bytes() == old

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+
 from sample_api.testing import SampleApi
 
 Run = Callable[[], dg.ExecuteInProcessResult]
@@ -14,9 +15,7 @@ Run = Callable[[], dg.ExecuteInProcessResult]
 
 def step_errors(result: dg.ExecuteInProcessResult) -> str:
     """Every failed step's error, with the user exception that caused it."""
-    return "\n".join(
-        str(event.step_failure_data.error) for event in result.all_events if event.is_step_failure
-    )
+    return "\n".join(str(event.step_failure_data.error) for event in result.all_events if event.is_step_failure)
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -44,9 +43,7 @@ def previous_export(exports_dir: Path) -> dict[str, bytes]:
     [
         pytest.param({"mode": "malformed"}, "/users: the response is not valid JSON", id="malformed"),
         pytest.param({"mode": "truncated"}, "/users: the response is not valid JSON", id="truncated"),
-        pytest.param(
-            {"mode": "drift_missing"}, "is missing required field(s) email", id="drift_missing"
-        ),
+        pytest.param({"mode": "drift_missing"}, "is missing required field(s) email", id="drift_missing"),
         pytest.param(
             {"mode": "drift_renamed"},
             "is missing required field(s) email; it has address, company, emailAddress",
@@ -92,13 +89,10 @@ def test_duplicate_ids_fail_a_blocking_check_before_the_export(
 
     assert not result.success
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
-    assert not checks["unique_user_ids"].passed
-    assert checks["unique_user_ids"].metadata["failing_rows"] == dg.IntMetadataValue(2)
-    assert checks["well_formed_emails"].passed
-    materialized = {
-        e.materialization.asset_key.to_user_string()
-        for e in result.get_asset_materialization_events()
-    }
+    assert not checks["user_ids_are_unique"].passed
+    assert checks["user_ids_are_unique"].metadata["failing_rows"] == dg.IntMetadataValue(2)
+    assert checks["emails_are_well_formed"].passed
+    materialized = {e.materialization.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert materialized == {"raw_user_data", "transformed_user_data"}
     assert snapshot(exports_dir) == previous_export
 
@@ -114,7 +108,7 @@ def test_duplicate_ids_make_the_op_job_refuse_to_export(
     assert [e.step_key for e in result.all_events if e.is_step_failure] == ["save_to_csv"]
     assert (
         "DataQualityError: refusing to export users.csv: the user table fails 1 quality rule(s) "
-        "(unique_user_ids: 2 of 11 rows: duplicate user_id values, e.g. 1)"
+        "(user_ids_are_unique: 2 of 11 rows: duplicate user_id values, e.g. 1)"
     ) in step_errors(result)
     assert snapshot(exports_dir) == previous_export
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
-from sample_api.testing import SampleApi
 
+from sample_api.testing import SampleApi
 from simple_ops.definitions import defs
 
 
@@ -42,9 +42,7 @@ def test_ops_and_assets_write_the_same_csv(
     assert (exports_dir / "users.csv").read_bytes() == from_assets
 
 
-def test_the_op_job_runs_with_the_resources_configured_from_the_environment(
-    api: SampleApi, exports_dir: Path
-) -> None:
+def test_the_op_job_runs_with_the_resources_configured_from_the_environment(api: SampleApi, exports_dir: Path) -> None:
     result = defs.resolve_job_def("data_extraction_job").execute_in_process()
 
     assert result.success

@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 import pytest
-from sample_api.testing import SampleApi
 
+from sample_api.testing import SampleApi
 from simple_ops.jobs import data_extraction_job
 from simple_ops.sensors import run_failure_alert_sensor
 
 if TYPE_CHECKING:
-    from conftest import Webhook
+    from .conftest import Webhook
 
 
 @pytest.fixture
@@ -23,9 +23,7 @@ def failed_run(
     """data_extraction_job failed against an API that answers 503 to everything."""
     api.configure(error_rate=1.0, error_status=503, retry_after=0)
     instance = dg.DagsterInstance.ephemeral()
-    result = data_extraction_job.execute_in_process(
-        resources=run_resources, instance=instance, raise_on_error=False
-    )
+    result = data_extraction_job.execute_in_process(resources=run_resources, instance=instance, raise_on_error=False)
     assert not result.success
     return instance, result
 
@@ -98,8 +96,7 @@ def test_a_failing_webhook_never_fails_the_sensor(
 
     assert len(webhook.received) == 1
     assert (
-        "Could not deliver the alert to ALERT_WEBHOOK_URL "
-        "(the webhook answered HTTP 503 Service Unavailable)"
+        "Could not deliver the alert to ALERT_WEBHOOK_URL (the webhook answered HTTP 503 Service Unavailable)"
     ) in caplog.text
 
 

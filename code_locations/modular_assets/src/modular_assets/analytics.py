@@ -8,18 +8,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
+
+from modular_assets.constants import OWNERS
 from platform_kit.frames import DataFrame
 from platform_kit.metadata import frame_metadata
 
-from modular_assets.constants import OWNERS
-
 GROUP = "analytics"
-_COMMON = dict(
-    group_name=GROUP,
-    kinds={"pandas"},
-    owners=OWNERS,
-    tags={"layer": GROUP},
-)
+TAGS = {"layer": GROUP}
 
 #: How many authors top_authors keeps.
 TOP_N = 5
@@ -84,9 +79,7 @@ def rank_top_authors(stats: DataFrame, n: int = TOP_N) -> DataFrame:
         .reset_index(drop=True)
     )
     top.insert(0, "rank", pd.RangeIndex(1, len(top) + 1))
-    return top[
-        ["rank", "user_id", "name", "username", "total_posts", "avg_title_length", "avg_body_length"]
-    ]
+    return top[["rank", "user_id", "name", "username", "total_posts", "avg_title_length", "avg_body_length"]]
 
 
 def summarize(users: DataFrame, posts: DataFrame, generated_at: datetime) -> dict[str, Any]:
@@ -114,10 +107,8 @@ def summarize(users: DataFrame, posts: DataFrame, generated_at: datetime) -> dic
     }
 
 
-@dg.asset(**_COMMON)
-def user_activity_stats(
-    users_cleaned: DataFrame, posts_cleaned: DataFrame
-) -> dg.Output[DataFrame]:
+@dg.asset(group_name=GROUP, owners=OWNERS, kinds={"pandas"}, tags=TAGS)
+def user_activity_stats(users_cleaned: DataFrame, posts_cleaned: DataFrame) -> dg.Output[DataFrame]:
     """Activity per user, users without posts included (total_posts = 0).
 
     Columns: user_id, name, username, total_posts, avg_title_length,
@@ -128,7 +119,7 @@ def user_activity_stats(
     return dg.Output(frame, metadata=frame_metadata(frame))
 
 
-@dg.asset(**_COMMON)
+@dg.asset(group_name=GROUP, owners=OWNERS, kinds={"pandas"}, tags=TAGS)
 def top_authors(user_activity_stats: DataFrame) -> dg.Output[DataFrame]:
     """The 5 most active authors, ranked 1-5.
 
@@ -140,10 +131,8 @@ def top_authors(user_activity_stats: DataFrame) -> dg.Output[DataFrame]:
     return dg.Output(frame, metadata=frame_metadata(frame))
 
 
-@dg.asset(**_COMMON)
-def data_summary(
-    users_cleaned: DataFrame, posts_cleaned: DataFrame
-) -> dg.Output[dict[str, Any]]:
+@dg.asset(group_name=GROUP, owners=OWNERS, kinds={"pandas"}, tags=TAGS)
+def data_summary(users_cleaned: DataFrame, posts_cleaned: DataFrame) -> dg.Output[dict[str, Any]]:
     """Dataset-wide statistics: total_users, total_posts, users_without_posts, avg_posts_per_user,
     avg_title_length, avg_body_length (over all posts) and generated_at (UTC).
 
@@ -151,3 +140,6 @@ def data_summary(
     """
     summary = summarize(users_cleaned, posts_cleaned, generated_at=datetime.now(UTC))
     return dg.Output(summary, metadata=summary)
+
+
+ASSETS = [user_activity_stats, top_authors, data_summary]

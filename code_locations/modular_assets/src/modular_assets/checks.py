@@ -5,9 +5,9 @@ downstream of the checked asset runs in that run, so the exports of the
 previous good run stay as they were. The rules themselves are
 ``platform_kit.checks`` functions shared with the other location.
 
-The five checks run as three steps (each step costs run bookkeeping, about
-0.2 s against Postgres), while the UI still shows every check by its own
-name: ``users_cleaned_checks`` and ``posts_cleaned_checks``
+The five checks run as three steps, because every step costs run bookkeeping
+(docs/decisions.md#three-check-steps), while the UI still shows every check by
+its own name: ``users_cleaned_checks`` and ``posts_cleaned_checks``
 (``@dg.multi_asset_check``), and ``authors_exist`` on its own, because it
 also reads users_cleaned and therefore waits for that table's blocking
 checks; bundled with the other posts checks it would hide their results
@@ -17,6 +17,7 @@ whenever the users fail.
 from collections.abc import Iterator
 
 import dagster as dg
+
 from platform_kit import checks as rules
 from platform_kit.frames import DataFrame
 
@@ -25,7 +26,7 @@ POSTS = dg.AssetKey("posts_cleaned")
 
 USERS_CLEANED_CHECKS = [
     dg.AssetCheckSpec(
-        "user_id_is_unique",
+        "user_ids_are_unique",
         asset=USERS,
         blocking=True,
         description="Every user_id occurs once (a repeated user would duplicate posts in joins).",
@@ -40,7 +41,7 @@ USERS_CLEANED_CHECKS = [
 
 POSTS_CLEANED_CHECKS = [
     dg.AssetCheckSpec(
-        "post_id_is_unique",
+        "post_ids_are_unique",
         asset=POSTS,
         blocking=True,
         description="Every post_id occurs once.",

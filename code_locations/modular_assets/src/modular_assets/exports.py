@@ -10,18 +10,14 @@ import os
 from typing import Any
 
 import dagster as dg
+
+from modular_assets.constants import OWNERS
 from platform_kit.exports import CsvExportResource
 from platform_kit.frames import DataFrame
 from platform_kit.metadata import markdown_preview
 
-from modular_assets.constants import OWNERS
-
 GROUP = "exports"
-_COMMON = dict(
-    group_name=GROUP,
-    owners=OWNERS,
-    tags={"layer": GROUP},
-)
+TAGS = {"layer": GROUP}
 
 #: The CSV files this layer writes: asset name -> file name.
 CSV_FILES = {
@@ -42,27 +38,25 @@ def _export(exports: CsvExportResource, frame: DataFrame, asset_name: str) -> dg
     return dg.Output(str(written.path), metadata=written.metadata(frame))
 
 
-@dg.asset(**_COMMON, kinds={"csv"})
+@dg.asset(group_name=GROUP, owners=OWNERS, kinds={"csv"}, tags=TAGS)
 def users_csv(users_cleaned: DataFrame, exports: CsvExportResource) -> dg.Output[str]:
     """``users.csv``: the cleaned users, one row per user. The value is the file's path."""
     return _export(exports, users_cleaned, "users_csv")
 
 
-@dg.asset(**_COMMON, kinds={"csv"})
-def posts_enriched_csv(
-    posts_with_user_info: DataFrame, exports: CsvExportResource
-) -> dg.Output[str]:
+@dg.asset(group_name=GROUP, owners=OWNERS, kinds={"csv"}, tags=TAGS)
+def posts_enriched_csv(posts_with_user_info: DataFrame, exports: CsvExportResource) -> dg.Output[str]:
     """``posts_enriched.csv``: every post with its author's details. The value is the file's path."""
     return _export(exports, posts_with_user_info, "posts_enriched_csv")
 
 
-@dg.asset(**_COMMON, kinds={"csv"})
+@dg.asset(group_name=GROUP, owners=OWNERS, kinds={"csv"}, tags=TAGS)
 def user_stats_csv(user_activity_stats: DataFrame, exports: CsvExportResource) -> dg.Output[str]:
     """``user_stats.csv``: activity per user, users without posts included. The value is the file's path."""
     return _export(exports, user_activity_stats, "user_stats_csv")
 
 
-@dg.asset(**_COMMON, kinds={"csv"})
+@dg.asset(group_name=GROUP, owners=OWNERS, kinds={"csv"}, tags=TAGS)
 def top_authors_csv(top_authors: DataFrame, exports: CsvExportResource) -> dg.Output[str]:
     """``top_authors.csv``: the 5 most active authors, ranked. The value is the file's path."""
     return _export(exports, top_authors, "top_authors_csv")
@@ -82,16 +76,18 @@ def summary_payload(files: list[dict[str, Any]], data: dict[str, Any]) -> dict[s
 def _exported_file(instance: dg.DagsterInstance, asset_name: str, path: str) -> dict[str, Any]:
     """One CSV for the summary: rows from its asset's latest materialization, size from disk."""
     event = instance.get_latest_materialization_event(dg.AssetKey(asset_name))
-    row_count = event.asset_materialization.metadata.get("dagster/row_count") if event else None
-    if row_count is None or not os.path.isfile(path):
+    materialization = event.asset_materialization if event else None
+    row_count = materialization.metadata.get("dagster/row_count") if materialization else None
+    rows = row_count.value if isinstance(row_count, dg.IntMetadataValue) else None
+    if rows is None or not os.path.isfile(path):
         raise dg.Failure(
             f"{path} ({asset_name}) is missing or has no recorded row count; "
             f"run exports_job (or all_assets_job) to write the CSV files again."
         )
-    return {"asset": asset_name, "path": path, "rows": int(row_count.value), "size_bytes": os.path.getsize(path)}
+    return {"asset": asset_name, "path": path, "rows": rows, "size_bytes": os.path.getsize(path)}
 
 
-@dg.asset(**_COMMON, kinds={"python", "json"})
+@dg.asset(group_name=GROUP, owners=OWNERS, kinds={"python", "json"}, tags=TAGS)
 def export_summary(
     context: dg.AssetExecutionContext,
     users_csv: str,
@@ -130,3 +126,6 @@ def export_summary(
             "files": dg.MetadataValue.md(markdown_preview(table, rows=len(table))),
         },
     )
+
+
+ASSETS = [users_csv, posts_enriched_csv, user_stats_csv, top_authors_csv, export_summary]

@@ -15,9 +15,10 @@ instance's storage folder), see :class:`RunCachedFilesystemIOManager`.
 from typing import Any
 
 import dagster as dg
+from pydantic import Field
+
 from platform_kit.exports import CsvExportResource
 from platform_kit.source_api import SourceApiResource
-from pydantic import Field
 
 #: Folder under EXPORTS_DIR that belongs to this location.
 EXPORTS_SUBDIR = "modular_assets"
@@ -47,12 +48,12 @@ class RunCachedFilesystemIOManager(dg.ConfigurableIOManagerFactory):
 
     Every value is still written to disk, so a later run of one asset or one
     layer loads its inputs from there. Within a run (the in-process executor
-    builds this IO manager once per run), the 1M-post tables are then not
-    unpickled again by each of their five consumers: measured at 100k users /
-    1M posts, that reloading was ~7 s of a ~32 s run. The values stay in memory
-    until the run ends, as they would in a plain pandas script. Consumers get
-    the very object that was stored, so assets must not modify their inputs in
-    place (pandas' copy-on-write, the default in pandas 3, guarantees that).
+    builds this IO manager once per run), a large table is then not unpickled
+    again by each of its consumers (docs/decisions.md#run-cached-io-manager).
+    The values stay in memory until the run ends, as they would in a plain
+    pandas script. Consumers get the very object that was stored, so assets
+    must not modify their inputs in place (pandas' copy-on-write, the default
+    in pandas 3, guarantees that).
     """
 
     base_dir: str | None = Field(

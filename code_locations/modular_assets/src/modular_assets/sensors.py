@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 
 import dagster as dg
 import requests
-from platform_kit.source_api import SourceApiError, SourceApiResource
 
 from modular_assets.constants import UPSTREAM_USERS_EXPORT
 from modular_assets.jobs import all_assets_job
+from platform_kit.source_api import SourceApiError, SourceApiResource
 
 #: Sensor ticks are cheap; every 30 s is enough for a daily dataset.
 INTERVAL_SECONDS = 30
@@ -31,9 +31,7 @@ INTERVAL_SECONDS = 30
         "(team data-extraction's user export): one run per materialization."
     ),
 )
-def upstream_user_extract_sensor(
-    context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry
-) -> dg.RunRequest:
+def upstream_user_extract_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry) -> dg.RunRequest:
     """One all_assets_job run per new materialization of user_data_csv.
 
     The asset sensor keeps the last seen event's storage id as its cursor, so
@@ -148,3 +146,6 @@ def source_change_sensor(
         ],
         cursor=write_cursor(current, baseline, changes),
     )
+
+
+SENSORS = [upstream_user_extract_sensor, source_change_sensor]

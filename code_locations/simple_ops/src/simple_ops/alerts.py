@@ -30,10 +30,7 @@ class RunFailure:
 
     def describe(self) -> str:
         """One line for logs: which run of which job, where, and why."""
-        return (
-            f"run {self.run_id} of job {self.job_name} (location {self.location}) failed: "
-            f"{self.error}"
-        )
+        return f"run {self.run_id} of job {self.job_name} (location {self.location}) failed: {self.error}"
 
 
 def run_url(webserver_url: str | None, run_id: str) -> str | None:
@@ -68,8 +65,7 @@ def failure_payload(failure: RunFailure) -> dict[str, Any]:
                 "text": {
                     "type": "mrkdwn",
                     "text": (
-                        f":red_circle: *Dagster run failed*\n*Job:* `{job}`"
-                        f"  *Location:* `{location}`\n*Run:* {run}"
+                        f":red_circle: *Dagster run failed*\n*Job:* `{job}`  *Location:* `{location}`\n*Run:* {run}"
                     ),
                 },
             },
@@ -78,9 +74,7 @@ def failure_payload(failure: RunFailure) -> dict[str, Any]:
     }
 
 
-def post_alert(
-    url: str, payload: Mapping[str, Any], timeout: float = WEBHOOK_TIMEOUT_SECONDS
-) -> str | None:
+def post_alert(url: str, payload: Mapping[str, Any], timeout: float = WEBHOOK_TIMEOUT_SECONDS) -> str | None:
     """POST ``payload`` as JSON to ``url``; return None if accepted, else what went wrong."""
     try:
         response = requests.post(url, json=payload, timeout=timeout)
@@ -91,9 +85,7 @@ def post_alert(
     return None
 
 
-def send_failure_alert(
-    failure: RunFailure, webhook_url: str | None, log: logging.Logger
-) -> bool:
+def send_failure_alert(failure: RunFailure, webhook_url: str | None, log: logging.Logger) -> bool:
     """Alert on ``failure`` through ``webhook_url``; return whether the webhook accepted it.
 
     Without a URL the failure is logged instead; a webhook that fails is logged too.
@@ -106,9 +98,7 @@ def send_failure_alert(
         return False
     problem = post_alert(webhook_url.strip(), failure_payload(failure))
     if problem:
-        log.error(
-            f"Could not deliver the alert to ALERT_WEBHOOK_URL ({problem}): {failure.describe()}"
-        )
+        log.error(f"Could not deliver the alert to ALERT_WEBHOOK_URL ({problem}): {failure.describe()}")
         return False
     log.info(f"Alert sent to ALERT_WEBHOOK_URL: {failure.describe()}")
     return True

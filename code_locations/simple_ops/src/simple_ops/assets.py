@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 import dagster as dg
+
 from platform_kit.exports import CsvExportResource
 from platform_kit.frames import DataFrame
 from platform_kit.source_api import SourceApiResource
-
 from simple_ops import extraction
 
 GROUP = "user_extraction"
@@ -45,7 +45,7 @@ def raw_user_data(source_api: SourceApiResource) -> dg.Output[list[dict[str, Any
 def transformed_user_data(raw_user_data: list[dict[str, Any]]) -> dg.Output[DataFrame]:
     """One typed row per user: identity, contact, address, geo coordinates and company.
 
-    Blocking checks (unique user_id, well-formed emails) keep bad rows out of the CSV.
+    Blocking checks (user_ids_are_unique, emails_are_well_formed) keep bad rows out of the CSV.
     """
     return extraction.transform_users(raw_user_data)
 
@@ -56,9 +56,7 @@ def transformed_user_data(raw_user_data: list[dict[str, Any]]) -> dg.Output[Data
     kinds={"csv", "pandas"},
     tags={"domain": "users", "layer": "export"},
 )
-def user_data_csv(
-    exports: CsvExportResource, transformed_user_data: DataFrame
-) -> dg.Output[str]:
+def user_data_csv(exports: CsvExportResource, transformed_user_data: DataFrame) -> dg.Output[str]:
     """``users.csv`` under EXPORTS_DIR/simple_ops/, replaced atomically; the value is its path."""
     return extraction.export_users(exports, transformed_user_data)
 
@@ -79,4 +77,4 @@ def data_extraction_summary(
     return extraction.summarize(exports, transformed_user_data, user_data_csv)
 
 
-user_assets = [raw_user_data, transformed_user_data, user_data_csv, data_extraction_summary]
+ASSETS = [raw_user_data, transformed_user_data, user_data_csv, data_extraction_summary]

@@ -1,25 +1,28 @@
-"""The simple_ops code location: one user extraction as assets and as ops, side by side."""
+"""The ``simple_ops`` code location (team data-extraction): what Dagster loads.
+
+Assembly only: one user extraction as assets and as ops, side by side; each
+collection comes from the module named for it.
+"""
 
 from __future__ import annotations
 
 import dagster as dg
 
-from simple_ops.assets import user_assets
-from simple_ops.checks import user_checks
-from simple_ops.jobs import data_extraction_job, user_assets_job
-from simple_ops.resources import resources
-from simple_ops.schedules import data_extraction_schedule
-from simple_ops.sensors import run_failure_alert_sensor
+from simple_ops.assets import ASSETS
+from simple_ops.checks import CHECKS
+from simple_ops.jobs import JOBS
+from simple_ops.resources import RESOURCES
+from simple_ops.schedules import SCHEDULES
+from simple_ops.sensors import SENSORS
 
 defs = dg.Definitions(
-    assets=user_assets,
-    asset_checks=user_checks,
-    jobs=[data_extraction_job, user_assets_job],
-    schedules=[data_extraction_schedule],
-    sensors=[run_failure_alert_sensor],
-    resources=resources,
-    # In-process on purpose: every run already gets its own container, and the
-    # multiprocess executor adds ~20 s of process start-up per run here
-    # (see DAGSTER_NOTES.md, "Where run time goes").
+    assets=ASSETS,
+    asset_checks=CHECKS,
+    jobs=JOBS,
+    schedules=SCHEDULES,
+    sensors=SENSORS,
+    resources=RESOURCES,
+    # Each run already has its own container; a process per step only adds start-up
+    # time (docs/decisions.md#in-process-executor).
     executor=dg.in_process_executor,
 )

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+
 from platform_kit import checks
 from platform_kit.exports import CsvExportResource
 from platform_kit.frames import DataFrame, flatten_users
@@ -46,29 +47,27 @@ def transform_users(records: list[dict[str, Any]]) -> dg.Output[DataFrame]:
     return dg.Output(frame, metadata=frame_metadata(frame))
 
 
-def unique_user_ids(frame: DataFrame) -> dg.AssetCheckResult:
+def user_ids_are_unique(frame: DataFrame) -> dg.AssetCheckResult:
     """Each user_id occurs once: duplicates would double-count users downstream."""
     return checks.unique(frame, "user_id")
 
 
-def well_formed_emails(frame: DataFrame) -> dg.AssetCheckResult:
+def emails_are_well_formed(frame: DataFrame) -> dg.AssetCheckResult:
     """Every email looks like name@domain.tld, so exported contacts are usable."""
     return checks.well_formed_emails(frame, "email")
 
 
 #: The rules a user table must pass before it is exported, by check name.
 QUALITY_RULES: dict[str, Callable[[DataFrame], dg.AssetCheckResult]] = {
-    "unique_user_ids": unique_user_ids,
-    "well_formed_emails": well_formed_emails,
+    "user_ids_are_unique": user_ids_are_unique,
+    "emails_are_well_formed": emails_are_well_formed,
 }
 
 
 def require_quality(frame: DataFrame) -> None:
     """Raise :class:`DataQualityError` naming each of ``QUALITY_RULES`` that ``frame`` fails."""
     failures = [
-        f"{name}: {result.description}"
-        for name, rule in QUALITY_RULES.items()
-        if not (result := rule(frame)).passed
+        f"{name}: {result.description}" for name, rule in QUALITY_RULES.items() if not (result := rule(frame)).passed
     ]
     if failures:
         raise DataQualityError(
@@ -95,9 +94,7 @@ def build_summary(frame: DataFrame, csv_path: str, now: datetime) -> dict[str, A
     }
 
 
-def summarize(
-    exports: CsvExportResource, frame: DataFrame, csv_path: str
-) -> dg.Output[dict[str, Any]]:
+def summarize(exports: CsvExportResource, frame: DataFrame, csv_path: str) -> dg.Output[dict[str, Any]]:
     """Build the extraction summary and write it atomically next to the CSV."""
     summary = build_summary(frame, csv_path, datetime.now(UTC))
     path = exports.write_json(summary, SUMMARY_JSON)

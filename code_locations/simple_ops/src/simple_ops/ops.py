@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 import dagster as dg
+
 from platform_kit.exports import CsvExportResource
 from platform_kit.frames import DataFrame
 from platform_kit.source_api import SourceApiResource
-
 from simple_ops import extraction
 
 TAGS = {"team": "data-extraction"}
@@ -38,8 +38,6 @@ def save_to_csv(exports: CsvExportResource, transformed: DataFrame) -> dg.Output
 
 
 @dg.op(tags=TAGS)
-def generate_summary(
-    exports: CsvExportResource, transformed: DataFrame, file_path: str
-) -> dg.Output[dict[str, Any]]:
+def generate_summary(exports: CsvExportResource, transformed: DataFrame, file_path: str) -> dg.Output[dict[str, Any]]:
     """Summarize the extraction and write extraction_summary.json next to the CSV."""
     return extraction.summarize(exports, transformed, file_path)

@@ -7,12 +7,14 @@ without SOURCE_API_URL or EXPORTS_DIR set.
 from __future__ import annotations
 
 import dagster as dg
+
 from platform_kit.exports import CsvExportResource
 from platform_kit.source_api import SourceApiResource
 
-LOCATION = "simple_ops"
+#: Folder under EXPORTS_DIR that belongs to this location.
+EXPORTS_SUBDIR = "simple_ops"
 
-resources = {
+RESOURCES = {
     "source_api": SourceApiResource(base_url=dg.EnvVar("SOURCE_API_URL")),
-    "exports": CsvExportResource(base_dir=dg.EnvVar("EXPORTS_DIR"), subdir=LOCATION),
+    "exports": CsvExportResource(base_dir=dg.EnvVar("EXPORTS_DIR"), subdir=EXPORTS_SUBDIR),
 }

@@ -6,8 +6,9 @@ defaults, the validation and the run key per tick are the platform's
 """
 
 from platform_kit.schedules import daily_schedule
-
 from simple_ops.jobs import data_extraction_job
 
 # Read at import, on purpose: Dagster needs the cron and time zone when the definitions load.
 data_extraction_schedule = daily_schedule("data_extraction_schedule", data_extraction_job)
+
+SCHEDULES = [data_extraction_schedule]

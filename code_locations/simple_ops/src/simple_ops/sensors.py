@@ -54,3 +54,6 @@ def describe_failure(context: dg.RunFailureSensorContext, webserver_url: str | N
 def run_failure_alert_sensor(context: dg.RunFailureSensorContext) -> None:
     failure = describe_failure(context, os.environ.get("DAGSTER_WEBSERVER_URL"))
     send_failure_alert(failure, os.environ.get("ALERT_WEBHOOK_URL"), context.log)
+
+
+SENSORS = [run_failure_alert_sensor]

@@ -1,11 +1,9 @@
 """Dagster's Postgres storage, with connections kept open instead of opened per call.
 
 dagster-postgres gives its run, event-log and schedule storages a SQLAlchemy
-``NullPool``: every storage call opens a new connection and closes it. A run
-of the 13-asset job makes ~350 storage calls; with SCRAM authentication each
-connect costs ~8.5 ms on this 2-core machine, which made connection set-up the
-largest part of a small run (6.2 s in one process against a local Postgres,
-1.5 s with the pool below; see bench/README.md).
+``NullPool``: every storage call opens a new connection and closes it, and with
+SCRAM authentication those connects were most of a small run's time
+(docs/decisions.md#pooled-postgres-connections).
 
 :class:`PooledPostgresStorage` is ``DagsterPostgresStorage`` with one change:
 each of the three storages keeps up to ``POOL_SIZE`` connections open (more
@@ -27,15 +25,17 @@ builds a short-lived instance for every sensor or schedule evaluation). Run
 workers get the same class: the instance reference Dagster hands them
 names it. In the webserver, Dagster's ``optimize_for_webserver`` sets one
 connection per storage and its statement timeout, as dagster-postgres does, with
-the pre-ping added. Connections held: at most 3 x POOL_SIZE per process (webserver,
-daemon, each code server, each run worker), well under Postgres' default
-``max_connections`` of 100 with the run queue's limit of 4 runs.
+the pre-ping added. Connections: at most 3 x POOL_SIZE kept open per process
+(webserver, daemon, each code server, each run worker), plus up to MAX_OVERFLOW
+per storage while threads overlap. docker-compose.yml sets Postgres'
+``max_connections`` to 200 (its default is 100) to leave headroom for that with
+the run queue's limit of 4 runs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy
 from dagster._serdes import ConfigurableClassData
@@ -60,7 +60,18 @@ MAX_OVERFLOW = 10
 POOL_RECYCLE_SECONDS = 3600
 
 
-class _Pooled:
+if TYPE_CHECKING:
+
+    class _Storage:
+        """What the mixin calls on the storage it is mixed into (each defines its own ``dispose``)."""
+
+        def dispose(self) -> None: ...
+
+else:
+    _Storage = object
+
+
+class _Pooled(_Storage):
     """Mixin for a dagster-postgres storage: swap its NullPool engine for a pooled one."""
 
     postgres_url: str
@@ -76,8 +87,9 @@ class _Pooled:
         """What dagster-postgres does for the webserver (one pooled connection and its statement
         timeout), plus the pre-ping, so a Postgres restart fails no UI request."""
         self._use_pool(1, max_overflow, pool_recycle)
-        sqlalchemy.event.listen(self._engine, "connect",
-                                lambda connection, _: set_pg_statement_timeout(connection, statement_timeout))
+        sqlalchemy.event.listen(
+            self._engine, "connect", lambda connection, _: set_pg_statement_timeout(connection, statement_timeout)
+        )
 
     def _use_pool(self, pool_size: int, max_overflow: int, pool_recycle: int) -> None:
         self._engine.dispose()
@@ -92,7 +104,7 @@ class _Pooled:
         )
 
     def dispose(self) -> None:
-        super().dispose()  # type: ignore[misc]
+        super().dispose()
         self._engine.dispose()
 
 
@@ -111,23 +123,34 @@ class PooledPostgresScheduleStorage(_Pooled, PostgresScheduleStorage):
 class PooledPostgresStorage(DagsterPostgresStorage):
     """``DagsterPostgresStorage`` whose storages keep their connections open (see the module doc)."""
 
-    def __init__(self, postgres_url: str, should_autocreate_tables: bool = True,
-                 inst_data: ConfigurableClassData | None = None, token_provider: Any = None) -> None:
+    def __init__(
+        self,
+        postgres_url: str,
+        should_autocreate_tables: bool = True,
+        inst_data: ConfigurableClassData | None = None,
+        token_provider: Any = None,
+    ) -> None:
         # DagsterPostgresStorage.__init__, with the pooled storages.
         self.postgres_url = postgres_url
         self.should_autocreate_tables = should_autocreate_tables
         self._inst_data = inst_data
         self._run_storage = PooledPostgresRunStorage(
-            postgres_url, should_autocreate_tables, token_provider=token_provider)
+            postgres_url, should_autocreate_tables, token_provider=token_provider
+        )
         self._event_log_storage = PooledPostgresEventLogStorage(
-            postgres_url, should_autocreate_tables, token_provider=token_provider)
+            postgres_url, should_autocreate_tables, token_provider=token_provider
+        )
         self._schedule_storage = PooledPostgresScheduleStorage(
-            postgres_url, should_autocreate_tables, token_provider=token_provider)
+            postgres_url, should_autocreate_tables, token_provider=token_provider
+        )
         super(DagsterPostgresStorage, self).__init__()  # what comes after DagsterPostgresStorage
 
     @classmethod
-    def from_config_value(cls, inst_data: ConfigurableClassData | None,  # ty: ignore[invalid-method-override]
-                          config_value: Mapping[str, Any]) -> PooledPostgresStorage:
+    def from_config_value(
+        cls,
+        inst_data: ConfigurableClassData | None,  # ty: ignore[invalid-method-override]
+        config_value: Mapping[str, Any],
+    ) -> PooledPostgresStorage:
         # The parent's from_config_value builds a DagsterPostgresStorage, not ``cls``.
         return cls(
             inst_data=inst_data,

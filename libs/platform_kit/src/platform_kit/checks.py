@@ -28,9 +28,7 @@ def _result(failing: pd.Series, what: str, checked: int) -> dg.AssetCheckResult:
     sample = [str(v) for v in failing.drop_duplicates().head(SAMPLE_SIZE).tolist()]
     return dg.AssetCheckResult(
         passed=count == 0,
-        description=f"{count} of {checked} rows: {what}, e.g. {', '.join(sample[:3])}"
-        if count
-        else None,
+        description=f"{count} of {checked} rows: {what}, e.g. {', '.join(sample[:3])}" if count else None,
         metadata={
             "rows_checked": checked,
             "failing_rows": count,
@@ -62,9 +60,7 @@ def not_blank(frame: pd.DataFrame, column: str) -> dg.AssetCheckResult:
     return _result(frame.loc[blank.astype(bool), frame.columns[0]], f"blank {column}", len(frame))
 
 
-def references(
-    child: pd.DataFrame, column: str, parent: pd.DataFrame, parent_column: str
-) -> dg.AssetCheckResult:
+def references(child: pd.DataFrame, column: str, parent: pd.DataFrame, parent_column: str) -> dg.AssetCheckResult:
     """Every ``child[column]`` value exists in ``parent[parent_column]``."""
     orphans = child.loc[~child[column].isin(parent[parent_column]), column]
     return _result(orphans, f"{column} not found in {parent_column}", len(child))

@@ -8,9 +8,8 @@ fields a pipeline cannot do without.
 Also :data:`DataFrame`, the type to annotate assets and ops with. pandas is
 imported inside the functions that use it, never at module level, so that a
 code server (which imports every asset module to serve the definitions, and
-never runs an asset) does not load it: pandas and numpy are ~50 MiB of each
-server's memory and ~0.5 s of its start-up. The run worker imports pandas
-with its first step.
+never runs an asset) does not load it (docs/decisions.md#no-pandas-in-code-servers).
+The run worker imports pandas with its first step.
 """
 
 from __future__ import annotations

@@ -19,9 +19,6 @@ import dagster as dg
 import requests
 from pydantic import Field
 
-#: Where the public API lives, for users who want real upstream data.
-PUBLIC_JSONPLACEHOLDER_URL = "https://jsonplaceholder.typicode.com"
-
 #: Fields every record must carry, per endpoint, with the type they must have.
 USER_FIELDS: Mapping[str, type] = {"id": int, "name": str, "username": str, "email": str}
 POST_FIELDS: Mapping[str, type] = {"id": int, "userId": int, "title": str, "body": str}
@@ -29,10 +26,7 @@ POST_FIELDS: Mapping[str, type] = {"id": int, "userId": int, "title": str, "body
 #: Failures worth another attempt: the server was unreachable, too slow, or cut the body short.
 _RETRIED_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 
-_HINT = (
-    "Check that SOURCE_API_URL ({url}) points at a JSONPlaceholder-compatible API "
-    "and that the service is healthy."
-)
+_HINT = "Check that SOURCE_API_URL ({url}) points at a JSONPlaceholder-compatible API and that the service is healthy."
 
 
 class SourceApiError(Exception):
@@ -54,9 +48,7 @@ def _retry_after_seconds(response: requests.Response) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def validate_records(
-    payload: Any, endpoint: str, required: Mapping[str, type], hint: str
-) -> list[dict[str, Any]]:
+def validate_records(payload: Any, endpoint: str, required: Mapping[str, type], hint: str) -> list[dict[str, Any]]:
     """Return ``payload`` as a list of records, or raise a :class:`SourceApiError`.
 
     A usable payload is a non-empty JSON list of objects that each carry the
@@ -64,8 +56,7 @@ def validate_records(
     """
     if not isinstance(payload, list):
         raise SourceApiError(
-            f"GET {endpoint}: expected a JSON list of records, got a JSON "
-            f"{type(payload).__name__}. {hint}"
+            f"GET {endpoint}: expected a JSON list of records, got a JSON {type(payload).__name__}. {hint}"
         )
     if not payload:
         raise SourceApiError(
@@ -75,8 +66,7 @@ def validate_records(
     for index, record in enumerate(payload):
         if not isinstance(record, dict):
             raise SourceApiError(
-                f"GET {endpoint}: record #{index} is a JSON {type(record).__name__}, "
-                f"not an object. {hint}"
+                f"GET {endpoint}: record #{index} is a JSON {type(record).__name__}, not an object. {hint}"
             )
         missing = [name for name in required if name not in record]
         if missing:
@@ -103,15 +93,9 @@ class SourceApiResource(dg.ConfigurableResource):
     """
 
     base_url: str = Field(description="Base URL of the API, e.g. http://sample_api:8080")
-    timeout_seconds: float = Field(
-        default=10.0, gt=0, description="Connect and read timeout of one request."
-    )
-    max_attempts: int = Field(
-        default=5, ge=1, description="Attempts per request, including the first one."
-    )
-    backoff_seconds: float = Field(
-        default=0.5, ge=0, description="First retry delay; doubles on each retry."
-    )
+    timeout_seconds: float = Field(default=10.0, gt=0, description="Connect and read timeout of one request.")
+    max_attempts: int = Field(default=5, ge=1, description="Attempts per request, including the first one.")
+    backoff_seconds: float = Field(default=0.5, ge=0, description="First retry delay; doubles on each retry.")
     max_backoff_seconds: float = Field(
         default=8.0, ge=0, description="Upper bound of one retry delay (Retry-After included)."
     )
@@ -157,8 +141,7 @@ class SourceApiResource(dg.ConfigurableResource):
                     problems.append(type(exc).__name__)
                 except requests.RequestException as exc:  # e.g. a URL without http://
                     raise SourceApiError(
-                        f"GET {url}: the request could not be sent ({exc}); this is not "
-                        f"retried. {self._hint()}"
+                        f"GET {url}: the request could not be sent ({exc}); this is not retried. {self._hint()}"
                     ) from exc
                 else:
                     if response.ok:
@@ -173,9 +156,7 @@ class SourceApiResource(dg.ConfigurableResource):
                 if attempt == self.max_attempts:
                     break
                 delay = min(
-                    retry_after
-                    if retry_after is not None
-                    else self.backoff_seconds * 2 ** (attempt - 1),
+                    retry_after if retry_after is not None else self.backoff_seconds * 2 ** (attempt - 1),
                     self.max_backoff_seconds,
                 )
                 if time.monotonic() + delay + self.timeout_seconds > deadline:
@@ -202,8 +183,7 @@ class SourceApiResource(dg.ConfigurableResource):
         total = head.headers.get("X-Total-Count")
         if total is None or not total.isdigit():
             raise SourceApiError(
-                f"GET {head.url}: no X-Total-Count header, so changes cannot be detected "
-                f"cheaply. {self._hint()}"
+                f"GET {head.url}: no X-Total-Count header, so changes cannot be detected cheaply. {self._hint()}"
             )
         if int(total) == 0:
             return "0"
