@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import dagster as dg
 
 from simple_ops.assets import GROUP
 from simple_ops.ops import fetch_data_from_api, generate_summary, save_to_csv, transform_data
-
-if TYPE_CHECKING:  # the type of dg.define_asset_job's result, which dagster does not export
-    from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 
 @dg.job(
@@ -39,4 +34,5 @@ user_assets_job = dg.define_asset_job(
 )
 
 
-JOBS: list[dg.JobDefinition | UnresolvedAssetJobDefinition] = [data_extraction_job, user_assets_job]
+# A tuple: its element types stay precise (define_asset_job's result type is not exported by dagster).
+JOBS = (data_extraction_job, user_assets_job)
