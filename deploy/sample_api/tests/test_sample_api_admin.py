@@ -11,7 +11,7 @@ from sample_api.config import KNOBS, Config
 from sample_api.testing import SampleApi, SampleApiError, running_sample_api
 
 if TYPE_CHECKING:
-    from conftest import Fetch
+    from sample_api.testing import Fetch
 
 ALLOWED_MODES = "one of normal, malformed, truncated, drift_missing, drift_renamed, empty, duplicate_ids, wrong_shape"
 DEFAULTS = {

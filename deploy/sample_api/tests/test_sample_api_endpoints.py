@@ -10,7 +10,7 @@ import pytest
 from sample_api.testing import SampleApi
 
 if TYPE_CHECKING:
-    from conftest import Fetch
+    from sample_api.testing import Fetch
 
 USER_KEYS = {"id", "name", "username", "email", "address", "phone", "website", "company"}
 ADDRESS_KEYS = {"street", "suite", "city", "zipcode", "geo"}

@@ -13,7 +13,7 @@ import pytest
 from sample_api.testing import SampleApi
 
 if TYPE_CHECKING:
-    from conftest import Fetch
+    from sample_api.testing import Fetch
 
 
 def test_malformed_sends_an_html_page_with_status_200(api: SampleApi, get: Fetch) -> None:

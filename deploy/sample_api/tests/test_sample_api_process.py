@@ -19,7 +19,7 @@ from sample_api.config import Config, SettingError
 from sample_api.testing import SampleApi, running_sample_api
 
 if TYPE_CHECKING:
-    from conftest import Fetch
+    from sample_api.testing import Fetch
 
 ALLOWED_MODES = "one of normal, malformed, truncated, drift_missing, drift_renamed, empty, duplicate_ids, wrong_shape"
 SRC_DIR = str(Path(__file__).resolve().parent.parent / "src")

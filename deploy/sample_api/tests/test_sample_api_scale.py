@@ -14,7 +14,7 @@ import pytest
 from sample_api.testing import SampleApi, running_sample_api
 
 if TYPE_CHECKING:
-    from conftest import Fetch
+    from sample_api.testing import Fetch
 
 USERS = 20_000
 POSTS_PER_USER = 10

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import dagster as dg
 import pytest
@@ -14,9 +13,7 @@ from dagster._core.instance import DagsterInstance
 from dagster._core.instance.ref import InstanceRef
 
 from instance_kit.storage import PooledPostgresStorage
-
-if TYPE_CHECKING:  # a fixture's type; conftest is not importable as a module under --import-mode=importlib
-    from conftest import PostgresServer
+from template_tools.postgres import PostgresServer
 
 
 @dg.asset

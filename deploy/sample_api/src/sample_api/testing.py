@@ -28,8 +28,10 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from email.message import Message
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
@@ -42,6 +44,34 @@ REQUEST_TIMEOUT = 10.0
 _SRC_DIR = str(Path(sample_api.__file__).resolve().parent.parent)
 _LISTENING = re.compile(rb"sample-api listening on (http://\S+)\s*")
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never send localhost through a proxy
+
+
+@dataclass
+class Reply:
+    """A complete HTTP response."""
+
+    status: int
+    headers: Message
+    body: bytes
+
+    def json(self) -> Any:
+        """The body parsed as JSON."""
+        return json.loads(self.body)
+
+
+#: ``fetch(url, method="GET", body=None, timeout=10)``
+Fetch = Callable[..., Reply]
+
+
+def fetch(url: str, method: str = "GET", body: bytes | None = None, timeout: float = 10) -> Reply:
+    """Send one request (never through a proxy); error statuses are returned, not raised."""
+    request = urllib.request.Request(url, data=body, method=method)
+    try:
+        with _OPENER.open(request, timeout=timeout) as response:
+            return Reply(response.status, response.headers, response.read())
+    except urllib.error.HTTPError as error:
+        with error:
+            return Reply(error.code, error.headers, error.read())
 
 
 class SampleApiError(RuntimeError):
