@@ -9,17 +9,18 @@ import functools
 import json
 import subprocess
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
-from websockets.typing import Subprotocol
+from websockets.typing import Origin, Subprotocol
 
 from template_tools.locations import location_names
 from template_tools.stack import Stack, wait_for
 
-SOCKET_ALLOWED = {"daemon", "webserver"}
+SOCKET_ALLOWED = {"socket_proxy"}
 #: Every image the stack builds, by the name part after "<project>-": one per location (workspace.yaml).
 DAGSTER_IMAGES = ("dagster", "sample_api", "gateway", *location_names())
 
@@ -95,6 +96,42 @@ def test_every_container_is_unprivileged_and_the_socket_is_only_where_needed(sta
         assert has_socket == (name in SOCKET_ALLOWED), f"{name}: docker socket mounted = {has_socket}"
 
 
+def test_every_long_running_service_has_a_memory_and_a_pids_limit(stack: Stack) -> None:
+    for service in stack.services():
+        host = json.loads(stack.docker("inspect", service["ID"]).stdout)[0]["HostConfig"]
+        assert host["Memory"] > 0, f"{service['Service']} has no memory limit"
+        assert (host["PidsLimit"] or 0) > 0, f"{service['Service']} has no pids limit"
+
+
+#: What a team's code can try against Postgres with the credentials its container has.
+POSTGRES_PROBE = """
+import json, os, psycopg2
+conn = psycopg2.connect(host=os.environ["DAGSTER_PG_HOST"], user=os.environ["DAGSTER_PG_USER"],
+                        password=os.environ["DAGSTER_PG_PASSWORD"], dbname=os.environ["DAGSTER_PG_DB"])
+conn.autocommit = True
+results = {}
+for name, sql in [("program", "COPY (SELECT 1) TO PROGRAM 'id'"), ("read_file", "SELECT pg_read_file('/etc/passwd')"),
+                  ("superuser", "SELECT rolsuper FROM pg_roles WHERE rolname = current_user")]:
+    try:
+        cur = conn.cursor()
+        cur.execute(sql)
+        results[name] = repr(cur.fetchone()) if cur.description else "ran"
+    except psycopg2.Error as error:
+        results[name] = "denied: " + str(error).splitlines()[0]
+print(json.dumps(results))
+"""
+
+
+@pytest.mark.parametrize("location", location_names())
+def test_a_code_location_cannot_use_postgres_beyond_dagster_s_database(stack: Stack, location: str) -> None:
+    out = stack.compose("exec", "-T", location, "python", "-c", POSTGRES_PROBE).stdout
+    results = json.loads(out.strip().splitlines()[-1])
+
+    assert results["superuser"] == "(False,)"
+    assert results["program"].startswith("denied: "), results
+    assert results["read_file"].startswith("denied: "), results
+
+
 def test_a_run_container_is_unprivileged_and_has_no_socket(stack: Stack) -> None:
     """Inspect a run's container while it runs (the API is slowed so it lives long enough)."""
     stack.sample_api("POST", "/__admin/config", {"latency_ms": 3000})
@@ -122,6 +159,8 @@ def test_a_run_container_is_unprivileged_and_has_no_socket(stack: Stack) -> None
     assert seen, "no run container was seen"
     _assert_least_privilege("run container", seen)
     assert seen["HostConfig"]["ReadonlyRootfs"]
+    assert seen["HostConfig"]["Memory"] > 0
+    assert seen["HostConfig"]["PidsLimit"] > 0
     assert not any(m["Destination"] == "/var/run/docker.sock" for m in seen["Mounts"])
     env = {line.split("=", 1)[0] for line in seen["Config"]["Env"]}
     assert "DAGSTER_UI_PASSWORD" not in env and "DOCKER_GID" not in env
@@ -168,3 +207,194 @@ def test_read_only_viewer_behind_the_same_login(stack: Stack) -> None:
         assert launch.json()["data"]["launchRun"]["__typename"] == "UnauthorizedError", launch.text
     finally:
         stack.compose("--profile", "viewer", "rm", "--stop", "--force", "webserver_viewer", check=False)
+
+
+LAUNCH_MUTATION = (
+    'mutation { launchRun(executionParams: {selector: {repositoryLocationName: "simple_ops", '
+    'repositoryName: "__repository__", jobName: "data_extraction_job"}}) { __typename } }'
+)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "body", "status"),
+    [
+        ("GET", f"/graphql?query={LAUNCH_MUTATION}", {}, None, 403),  # a link or <img> cannot launch
+        ("POST", "/graphql", {"Content-Type": "text/plain"}, json.dumps({"query": LAUNCH_MUTATION}), 415),
+        ("POST", "/graphql", {"Content-Type": "application/x-www-form-urlencoded"}, f"query={LAUNCH_MUTATION}", 415),
+        (
+            "POST",
+            "/graphql",
+            {"Content-Type": "application/json", "Origin": "http://evil.example"},
+            json.dumps({"query": LAUNCH_MUTATION}),
+            403,
+        ),
+        (
+            "POST",
+            "/graphql",
+            {"Content-Type": "application/json", "Sec-Fetch-Site": "cross-site"},
+            json.dumps({"query": LAUNCH_MUTATION}),
+            403,
+        ),
+        ("GET", "/", {"Origin": "http://evil.example"}, None, 403),
+    ],
+)
+def test_cross_site_and_non_json_mutations_are_refused_even_with_the_login(
+    stack: Stack, method: str, path: str, headers: dict[str, str], body: str | None, status: int
+) -> None:
+    before = len(stack.graphql("{ runsOrError { ... on Runs { results { runId } } } }")["runsOrError"]["results"])
+
+    response = requests.request(method, stack.url + path, headers=headers, data=body, auth=stack.auth, timeout=10)
+
+    assert response.status_code == status, response.text[:300]
+    after = len(stack.graphql("{ runsOrError { ... on Runs { results { runId } } } }")["runsOrError"]["results"])
+    assert after == before, "a refused request launched a run"
+
+
+def test_a_same_origin_json_post_and_the_graphiql_page_still_work(stack: Stack) -> None:
+    own_origin = {"Origin": stack.url, "Sec-Fetch-Site": "same-origin"}
+
+    post = requests.post(
+        stack.url + "/graphql", json={"query": "{ version }"}, headers=own_origin, auth=stack.auth, timeout=10
+    )
+    page = requests.get(stack.url + "/graphql", headers={"Accept": "text/html"}, auth=stack.auth, timeout=10)
+
+    assert post.status_code == 200 and post.json()["data"]["version"]
+    assert page.status_code == 200
+
+
+def test_a_websocket_from_another_origin_is_refused(stack: Stack) -> None:
+    auth = base64.b64encode(f"{stack.user}:{stack.password}".encode()).decode()
+    with pytest.raises(InvalidStatus) as refused:
+        connect(
+            f"ws://127.0.0.1:{stack.port}/graphql",
+            origin=Origin("http://evil.example"),
+            additional_headers={"Authorization": f"Basic {auth}"},
+            subprotocols=[Subprotocol("graphql-ws")],
+            open_timeout=10,
+        )
+    assert refused.value.response.status_code == 403
+
+
+def test_failed_logins_are_throttled_per_client_but_logged_in_bursts_are_not(stack: Stack) -> None:
+    def burst(auth: tuple[str, str] | None) -> list[int]:
+        def one(_: int) -> int:
+            return requests.get(f"{stack.url}/server_info", auth=auth, timeout=30).status_code
+
+        with ThreadPoolExecutor(max_workers=40) as pool:
+            return list(pool.map(one, range(40)))
+
+    guesses = burst((stack.user, "wrong-password"))
+    logged_in = burst(stack.auth)
+    challenges = burst(None)
+
+    assert set(guesses) == {401, 429}, guesses  # most of a burst of guesses is turned away at once
+    assert guesses.count(429) > guesses.count(401)
+    assert set(logged_in) == {200}, logged_in
+    assert set(challenges) == {401}, "a browser's credential-less first requests must not be throttled"
+
+
+def test_webserver_and_daemon_reach_docker_only_through_the_socket_proxy(stack: Stack) -> None:
+    for service, port in (("webserver", 2376), ("daemon", 2375)):
+        attrs = json.loads(stack.docker("inspect", stack.container_id(service)).stdout)[0]
+        assert not attrs["HostConfig"]["GroupAdd"], f"{service} still joins the socket's group"
+        assert f"DOCKER_HOST=tcp://socket_proxy:{port}" in attrs["Config"]["Env"]
+
+
+#: Runs in a Dagster container, with the docker client dagster-docker uses, against DOCKER_HOST.
+DOCKER_PROBE = """
+import json, sys, docker
+client = docker.from_env()
+calls = {
+    "ping": lambda: client.ping(),
+    "create": lambda: client.containers.create("busybox", "true"),
+    "images": lambda: client.images.list(),
+    "exec": lambda: client.api.exec_create(sys.argv[1], "id"),
+    "volumes": lambda: client.volumes.list(),
+    "list": lambda: client.containers.list(),
+}
+results = {}
+for name, call in calls.items():
+    try:
+        call()
+        results[name] = "allowed"
+    except docker.errors.APIError as error:
+        results[name] = error.status_code
+print(json.dumps(results))
+"""
+
+
+@pytest.mark.parametrize(
+    ("service", "expected"),
+    [
+        ("webserver", {"ping": "allowed", "create": 403, "images": 403, "exec": 403, "volumes": 403, "list": 403}),
+        ("daemon", {"ping": "allowed", "images": 403, "exec": 403, "volumes": 403, "list": "allowed"}),
+    ],
+)
+def test_the_socket_proxy_allows_each_service_only_its_grant(stack: Stack, service: str, expected: dict) -> None:
+    target = stack.container_id("postgres")
+    out = stack.compose("exec", "-T", service, "python", "-c", DOCKER_PROBE, target).stdout
+    results = json.loads(out.strip().splitlines()[-1])
+
+    assert {name: results[name] for name in expected} == expected
+    if service == "daemon":  # create is in its grant: the image does not exist, so Docker says 404, not 403
+        assert results["create"] == 404
+
+
+@pytest.mark.parametrize("location", location_names())
+def test_a_code_location_cannot_reach_the_docker_api(stack: Stack, location: str) -> None:
+    probe = (
+        "import socket\n"
+        "try:\n"
+        "    socket.create_connection(('socket_proxy', 2375), timeout=3)\n"
+        "    print('reached')\n"
+        "except OSError as error:\n"
+        "    print('unreachable', type(error).__name__)\n"
+    )
+    out = stack.compose("exec", "-T", location, "python", "-c", probe).stdout
+
+    assert out.startswith("unreachable"), out
+
+
+#: What a compromised code location can do with its own credentials: copy one of its
+#: runs with a stored container context asking for root and the host's /etc, and queue it.
+FORGED_RUN = """
+import sys, uuid
+import dagster as dg
+instance = dg.DagsterInstance.get()
+template = instance.get_run_by_id(sys.argv[1])
+origin = template.job_code_origin
+evil = {"docker": {"container_kwargs": {"user": "0", "privileged": True,
+                                         "volumes": {"/etc": {"bind": "/host_etc", "mode": "ro"}}}}}
+forged = template._replace(
+    run_id=str(uuid.uuid4()), status=dg.DagsterRunStatus.QUEUED,
+    tags={**template.tags, "forged": "1"},
+    job_code_origin=origin._replace(repository_origin=origin.repository_origin._replace(container_context=evil)),
+)
+instance.add_run(forged)
+print(forged.run_id)
+"""
+
+
+def test_a_run_forged_by_a_code_location_is_refused_by_the_daemon(stack: Stack) -> None:
+    legit = stack.wait_for_run(stack.launch("data_extraction_job", "simple_ops"))
+    assert legit["status"] == "SUCCESS"
+
+    out = stack.compose("exec", "-T", "simple_ops", "python", "-c", FORGED_RUN, legit["runId"]).stdout
+    forged = stack.wait_for_run(out.strip().splitlines()[-1], timeout=120)
+
+    assert forged["status"] == "FAILURE"
+    text = stack.failure_text(forged)
+    assert "Run launch refused by PolicyDockerRunLauncher" in text, text[-2000:]
+    assert "user='0'" in text and "/etc" in text
+    containers = stack.docker(
+        "ps",
+        "--all",
+        "--quiet",
+        "--filter",
+        "label=com.dagster-template.role=run",
+        "--filter",
+        f"label=com.dagster-template.project={stack.project}",
+    ).stdout
+    for container in containers.split():
+        user = stack.docker("inspect", "--format", "{{.Config.User}}", container).stdout.strip()
+        assert user == "10001:10001", "a run container started as another user"

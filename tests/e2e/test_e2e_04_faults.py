@@ -112,7 +112,7 @@ def _pg_connections(stack: Stack) -> int:
         "postgres",
         "psql",
         "-U",
-        "dagster",
+        "postgres",  # the superuser, through the container's own socket
         "-d",
         "dagster",
         "-tAc",

@@ -58,3 +58,43 @@ def test_the_ui_refuses_a_browser_without_credentials(stack: Stack) -> None:
     import requests
 
     assert requests.get(f"{stack.url}/asset-groups", timeout=10).status_code == 401
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (`make browser` installs it)")
+def test_a_job_launched_from_the_launchpad_succeeds(stack: Stack, artifacts: Path) -> None:
+    """The UI's own mutations (same origin, JSON POST) pass the gateway's CSRF rules."""
+    import re
+
+    from playwright.sync_api import Response, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(
+                http_credentials={"username": stack.user, "password": stack.password},
+                viewport={"width": 1600, "height": 1000},
+            )
+            page = context.new_page()
+            page.goto(
+                f"{stack.url}/locations/simple_ops/jobs/data_extraction_job/playground",
+                wait_until="domcontentloaded",
+                timeout=60_000,
+            )
+            throttled: list[str] = []
+
+            def record_throttled(response: Response) -> None:
+                if response.status == 429:
+                    throttled.append(response.url)
+
+            page.on("response", record_throttled)
+            launch = page.get_by_role("button", name="Launch Run")
+            launch.wait_for(timeout=60_000)
+            launch.click()
+            page.wait_for_url(re.compile(r".*/runs/[0-9a-f-]{36}.*"), timeout=60_000)
+            run_id = re.search(r"/runs/([0-9a-f-]{36})", page.url).group(1)  # type: ignore[union-attr]
+            page.screenshot(path=str(artifacts / "launchpad-run.png"), full_page=True)
+        finally:
+            browser.close()
+
+    assert throttled == [], "the gateway throttled the UI's own requests"
+    assert stack.wait_for_run(run_id)["status"] == "SUCCESS"

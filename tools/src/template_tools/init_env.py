@@ -29,6 +29,8 @@ EXAMPLE_FILE = ROOT / ".env.example"
 SECRETS_DIR = ROOT / ".secrets"
 HTPASSWD_FILE = SECRETS_DIR / "htpasswd"
 USER_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+#: Shorter passwords fall to online guessing too soon, even at the gateway's ~10 tries/s.
+MIN_PASSWORD_LENGTH = 12
 
 
 def sha512_crypt(password: str) -> str:
@@ -94,6 +96,11 @@ def set_ui_user(name: str, password: str) -> None:
     """Add ``name`` to the htpasswd file, or replace its password."""
     if not USER_NAME.match(name):
         sys.exit(f"init_env: user name {name!r} may only use letters, digits and _ . @ -")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        sys.exit(
+            f"init_env: the password for {name!r} has {len(password)} characters; use at least "
+            f"{MIN_PASSWORD_LENGTH}, or leave it out for a random one (make ui-user NAME={name})"
+        )
     SECRETS_DIR.mkdir(mode=0o700, exist_ok=True)
     lines = HTPASSWD_FILE.read_text().splitlines() if HTPASSWD_FILE.exists() else []
     lines = [line for line in lines if line and not line.startswith(f"{name}:")]
