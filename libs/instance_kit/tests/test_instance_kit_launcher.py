@@ -2,24 +2,36 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import dagster as dg
 import docker
 import docker.errors
 import pytest
-from dagster._core.code_pointer import ModuleCodePointer
-from dagster._core.launcher import LaunchRunContext
-from dagster._core.origin import JobPythonOrigin, RepositoryPythonOrigin
+from dagster._core.code_pointer import FileCodePointer, ModuleCodePointer
+from dagster._core.errors import DagsterUserCodeUnreachableError
+from dagster._core.launcher import LaunchRunContext, ResumeRunContext
+from dagster._core.origin import JobPythonOrigin
 from dagster._core.remote_origin import (
     GrpcServerCodeLocationOrigin,
     RemoteJobOrigin,
     RemoteRepositoryOrigin,
 )
+from dagster._core.workspace.context import BaseWorkspaceRequestContext, WorkspaceProcessContext
+from dagster._core.workspace.load_target import WorkspaceFileTarget
+from dagster._daemon.run_coordinator import QueuedRunCoordinatorDaemon
 from dagster_docker.container_context import DockerContainerContext
 
 from instance_kit.launcher import (
@@ -28,6 +40,7 @@ from instance_kit.launcher import (
     VolumeGrant,
     read_locations,
 )
+from template_tools.stack import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 BASE_IMAGE = "python:3.11-slim-bookworm"
@@ -236,6 +249,23 @@ def test_the_policy_itself_cannot_be_configured_unsafely() -> None:
         LaunchPolicy(image_template="p:latest", mem_limit="1g", pids_limit=1)
 
 
+def test_a_location_volume_grant_is_each_runs_own_and_no_other_locations() -> None:
+    grant = VolumeGrant(bind="/opt/dagster/io")
+    policy = dataclasses.replace(POLICY, volumes={**POLICY.volumes, "proj_{location}_io": grant})
+    assert dict(policy.apply(DockerContainerContext(), "simple_ops").container_kwargs)["volumes"] == {
+        "proj_storage": {"bind": "/opt/dagster/storage", "mode": "rw"},
+        "proj_simple_ops_io": {"bind": "/opt/dagster/io", "mode": "rw"},
+    }
+    own = DockerContainerContext(container_kwargs={"volumes": ["proj_simple_ops_io:/opt/dagster/io:ro"]})
+    assert policy.check(own, IMAGE, "simple_ops", COMMAND) == []
+    other = DockerContainerContext(container_kwargs={"volumes": ["proj_modular_assets_io:/opt/dagster/io"]})
+    assert policy.check(other, IMAGE, "simple_ops", COMMAND) == [
+        "volume 'proj_modular_assets_io' at '/opt/dagster/io' (granted: proj_storage:/opt/dagster/storage:rw, "
+        "proj_simple_ops_io:/opt/dagster/io:rw)"
+    ]
+    assert policy.check(other, "proj-modular_assets:local", "modular_assets", COMMAND) == []
+
+
 def test_registered_locations_are_the_workspace_location_names(tmp_path: Path) -> None:
     assert read_locations(str(REPO_ROOT / "workspace.yaml")) >= {"simple_ops", "modular_assets"}
     workspace = tmp_path / "workspace.yaml"
@@ -249,7 +279,46 @@ def test_registered_locations_are_the_workspace_location_names(tmp_path: Path) -
     assert read_locations(str(workspace)) == {"a", "b"}
 
 
-# --- the launcher, with a real instance and the real Docker engine -------------------
+# --- the launcher, with real code servers, a real instance and the real Docker engine ---
+
+SIMPLE_OPS_DEFS = '''
+import dagster as dg
+
+
+@dg.op
+def greet() -> None:
+    """Does nothing: the launcher only needs the job to exist."""
+
+
+@dg.job
+def a_job() -> None:
+    greet()
+
+
+defs = dg.Definitions(jobs=[a_job])
+'''
+MODULAR_ASSETS_DEFS = '''
+import dagster as dg
+
+
+@dg.asset
+def numbers() -> list[int]:
+    """Ten numbers."""
+    return list(range(10))
+
+
+defs = dg.Definitions(assets=[numbers], jobs=[dg.define_asset_job("numbers_job")])
+'''
+REPOSITORY = "__repository__"  # the repository of a location's Definitions
+DOWN = "billing_reports"  # registered in workspace.yaml, its server not running
+
+
+class Grants(NamedTuple):
+    """What the policy grants simple_ops' runs in these tests (launcher-test-*, removed afterwards)."""
+
+    network: str
+    volume: str
+    io_volume: str  # the instance grants "launcher-test-{location}-io-<uid>"
 
 
 @pytest.fixture(scope="module")
@@ -283,32 +352,102 @@ def run_image(docker_client: docker.DockerClient, uid: str) -> Iterator[str]:
     docker_client.images.remove(tag, force=True)
 
 
-@pytest.fixture
-def grants(docker_client: docker.DockerClient, uid: str) -> Iterator[tuple[str, str]]:
-    """A network and a named volume the policy grants (launcher-test-*, removed afterwards)."""
+@pytest.fixture(scope="module")
+def grants(docker_client: docker.DockerClient, uid: str) -> Iterator[Grants]:
     network = docker_client.networks.create(f"launcher-test-simple_ops-{uid}")
-    volume = docker_client.volumes.create(f"launcher-test-storage-{uid}")
-    yield network.name, volume.name
-    for container in docker_client.containers.list(all=True, filters={"label": f"launcher-test.id={uid}"}):
-        container.remove(force=True)
+    volumes = [docker_client.volumes.create(f"launcher-test-{name}-{uid}") for name in ("storage", "simple_ops-io")]
+    yield Grants(network.name, volumes[0].name, volumes[1].name)
     network.remove()
-    volume.remove(force=True)
+    for volume in volumes:
+        volume.remove(force=True)
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the code server on port {port} exited with {process.returncode}")
+        try:
+            socket.create_connection(("localhost", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    pytest.fail(f"no code server on port {port} after {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def code_servers(
+    tmp_path_factory: pytest.TempPathFactory, run_image: str, grants: Grants, uid: str
+) -> Iterator[dict[str, int]]:
+    """Two locations' real gRPC code servers (started as deploy/Dockerfile starts them), by port.
+
+    DOWN's port has no server: a registered location whose server is down.
+    """
+    # What simple_ops' server reports as its runs' container context (compose sets it the same way).
+    context = {
+        "docker": {
+            "networks": [grants.network],
+            "env_vars": ["SOURCE_API_URL=http://sample_api:8080"],
+            "container_kwargs": {
+                "volumes": {
+                    grants.volume: {"bind": "/opt/dagster/storage", "mode": "rw"},
+                    grants.io_volume: {"bind": "/opt/dagster/io", "mode": "ro"},
+                },
+                "mem_limit": "128m",
+            },
+        }
+    }
+    servers = {
+        "simple_ops": (SIMPLE_OPS_DEFS, run_image, context),
+        "modular_assets": (MODULAR_ASSETS_DEFS, f"launcher-test-modular_assets:{uid}", {"docker": {}}),
+    }
+    ports, processes = {DOWN: free_port()}, []
+    for location, (source, image, container_context) in servers.items():
+        root = tmp_path_factory.mktemp(location)
+        (root / "defs.py").write_text(source, encoding="utf-8")
+        ports[location] = free_port()
+        env = {**os.environ, "DAGSTER_CURRENT_IMAGE": image, "DAGSTER_CONTAINER_CONTEXT": json.dumps(container_context)}
+        command = [sys.executable, "-m", "dagster", "api", "grpc", "--lazy-load-user-code"]
+        command += ["-p", str(ports[location]), "-f", "defs.py", "--location-name", location]
+        with (root / "server.log").open("wb") as log:
+            processes.append(subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT))
+    try:
+        for location, process in zip(servers, processes, strict=True):
+            wait_for_port(ports[location], process)
+        yield ports
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 @pytest.fixture
-def instance(tmp_path: Path, uid: str, grants: tuple[str, str]) -> Iterator[dg.DagsterInstance]:
+def instance(
+    tmp_path: Path, uid: str, grants: Grants, code_servers: dict[str, int], docker_client: docker.DockerClient
+) -> Iterator[dg.DagsterInstance]:
     """A sqlite instance whose run launcher is configured as dagster.yaml configures it."""
     (tmp_path / "workspace.yaml").write_text(
-        "load_from:\n  - grpc_server: {host: simple_ops, port: 4000, location_name: simple_ops}\n",
+        "load_from:\n"
+        + "".join(
+            f"  - grpc_server: {{host: localhost, port: {port}, location_name: {location}}}\n"
+            for location, port in code_servers.items()
+        ),
         encoding="utf-8",
     )
-    _, volume = grants
     config = {
         "env_vars": ["DAGSTER_PG_HOST=postgres"],
         "image_template": f"launcher-test-{{location}}:{uid}",
         "locations_file": str(tmp_path / "workspace.yaml"),
         "networks": [f"launcher-test-{{location}}-{uid}"],
-        "volumes": [{"name": volume, "bind": "/opt/dagster/storage"}],
+        "volumes": [
+            {"name": grants.volume, "bind": "/opt/dagster/storage"},
+            {"name": f"launcher-test-{{location}}-io-{uid}", "bind": "/opt/dagster/io"},
+        ],
         "mem_limit": "256m",
         "pids_limit": 64,
         "labels": {"launcher-test.id": uid},
@@ -316,6 +455,8 @@ def instance(tmp_path: Path, uid: str, grants: tuple[str, str]) -> Iterator[dg.D
     }
     overrides = {
         "run_retries": {"enabled": True, "max_retries": 2},
+        # A run queue that retries runs whose code server cannot be reached.
+        "run_queue": {"max_user_code_failure_retries": 3, "user_code_failure_retry_delay": 0},
         "run_launcher": {
             "module": "instance_kit.launcher",
             "class": "PolicyDockerRunLauncher",
@@ -324,31 +465,46 @@ def instance(tmp_path: Path, uid: str, grants: tuple[str, str]) -> Iterator[dg.D
     }
     with dg.instance_for_test(overrides=overrides, temp_dir=str(tmp_path)) as instance:
         yield instance
+    for container in containers_of(docker_client, uid):
+        container.remove(force=True)
 
 
-def stored_run(instance: dg.DagsterInstance, image: str, container_context: dict[str, Any]) -> dg.DagsterRun:
+@pytest.fixture
+def workspace_context(instance: dg.DagsterInstance, tmp_path: Path) -> Iterator[WorkspaceProcessContext]:
+    """The workspace as the daemon loads it: workspace.yaml, each location from its own server."""
+    target = WorkspaceFileTarget(paths=[str(tmp_path / "workspace.yaml")])
+    with WorkspaceProcessContext(instance, target) as context:
+        yield context
+
+
+@pytest.fixture
+def workspace(workspace_context: WorkspaceProcessContext) -> BaseWorkspaceRequestContext:
+    return workspace_context.create_request_context()
+
+
+def genuine_origins(
+    workspace: BaseWorkspaceRequestContext, location: str, job: str
+) -> tuple[RemoteJobOrigin, JobPythonOrigin]:
+    """A job's origins as the webserver records them on a run it creates."""
+    remote_job = workspace.get_code_location(location).get_repository(REPOSITORY).get_full_job(job)
+    return remote_job.get_remote_origin(), remote_job.get_python_origin()
+
+
+def forged(origin: JobPythonOrigin, **repository_origin: Any) -> JobPythonOrigin:
+    return origin._replace(repository_origin=origin.repository_origin._replace(**repository_origin))
+
+
+def stored_run(
+    instance: dg.DagsterInstance,
+    remote_origin: RemoteJobOrigin,
+    code_origin: JobPythonOrigin,
+    status: dg.DagsterRunStatus = dg.DagsterRunStatus.STARTING,
+) -> dg.DagsterRun:
     """A run written straight into run storage, as a compromised code location could write it."""
-    remote_origin = RemoteJobOrigin(
-        repository_origin=RemoteRepositoryOrigin(
-            code_location_origin=GrpcServerCodeLocationOrigin(host="simple_ops", port=4000, location_name="simple_ops"),
-            repository_name="__repository__",
-        ),
-        job_name="a_job",
-    )
-    code_origin = JobPythonOrigin(
-        job_name="a_job",
-        repository_origin=RepositoryPythonOrigin(
-            executable_path="/usr/local/bin/python",
-            code_pointer=ModuleCodePointer(module="simple_ops.definitions", fn_name="defs"),
-            container_image=image,
-            entry_point=["dagster"],
-            container_context=container_context,
-        ),
-    )
     run = dg.DagsterRun(
-        job_name="a_job",
+        job_name=remote_origin.job_name,
         run_id=str(uuid.uuid4()),
-        status=dg.DagsterRunStatus.STARTING,
+        status=status,
         remote_job_origin=remote_origin,
         job_code_origin=code_origin,
     )
@@ -362,83 +518,79 @@ def reload(instance: dg.DagsterInstance, run_id: str) -> dg.DagsterRun:
     return run
 
 
-def launch(instance: dg.DagsterInstance, run: dg.DagsterRun) -> None:
+def launcher(instance: dg.DagsterInstance) -> PolicyDockerRunLauncher:
     assert isinstance(instance.run_launcher, PolicyDockerRunLauncher)
-    instance.run_launcher.launch_run(LaunchRunContext(dagster_run=run, workspace=None))
+    return instance.run_launcher
+
+
+def launch(instance: dg.DagsterInstance, run: dg.DagsterRun, workspace: BaseWorkspaceRequestContext | None) -> None:
+    launcher(instance).launch_run(LaunchRunContext(dagster_run=run, workspace=workspace))
 
 
 def containers_of(client: docker.DockerClient, uid: str) -> list[Any]:
     return client.containers.list(all=True, filters={"label": f"launcher-test.id={uid}"})
 
 
-def test_a_run_asking_for_root_and_a_host_mount_is_refused_without_a_container(
-    instance: dg.DagsterInstance, docker_client: docker.DockerClient, run_image: str, uid: str
-) -> None:
-    run = stored_run(
-        instance,
-        run_image,
-        {
-            "docker": {
-                "container_kwargs": {
-                    "user": "0",
-                    "volumes": {"/etc": {"bind": "/host_etc", "mode": "rw"}},
-                    "labels": {"launcher-test.id": uid},
-                }
-            }
-        },
-    )
-    launch(instance, run)
-
-    assert containers_of(docker_client, uid) == []
+def refusal(instance: dg.DagsterInstance, client: docker.DockerClient, uid: str, run: dg.DagsterRun) -> str:
+    """The engine event of a refused run, once checked that it was refused as every refusal is."""
+    assert containers_of(client, uid) == []
     after = reload(instance, run.run_id)
     assert after.status == dg.DagsterRunStatus.FAILURE
     assert after.tags["dagster/will_retry"] == "false"  # despite run_retries
-    messages = [record.message for record in instance.all_logs(run.run_id)]
-    [refusal] = [m for m in messages if m.startswith("Run launch refused")]
-    assert "code location 'simple_ops'" in refusal
-    assert "user='0' (runs run as '10001:10001')" in refusal
-    assert "bind mount of host path '/etc' at '/host_etc'" in refusal
-    assert "No container was created." in refusal
+    [message] = [r.message for r in instance.all_logs(run.run_id) if r.message.startswith("Run launch refused")]
+    assert message.endswith("No container was created.")
+    return message
+
+
+def test_a_run_asking_for_root_and_a_host_mount_is_refused_without_a_container(
+    instance: dg.DagsterInstance, workspace: BaseWorkspaceRequestContext, docker_client: docker.DockerClient, uid: str
+) -> None:
+    remote, code = genuine_origins(workspace, "simple_ops", "a_job")
+    container_context = {
+        "docker": {
+            "container_kwargs": {
+                "user": "0",
+                "volumes": {"/etc": {"bind": "/host_etc", "mode": "rw"}},
+                "labels": {"launcher-test.id": uid},
+            }
+        }
+    }
+    run = stored_run(instance, remote, forged(code, container_context=container_context))
+    launch(instance, run, workspace)
+
+    message = refusal(instance, docker_client, uid, run)
+    assert "code location 'simple_ops'" in message
+    assert "user='0' (runs run as '10001:10001')" in message
+    assert "bind mount of host path '/etc' at '/host_etc'" in message
 
 
 def test_a_run_with_a_foreign_image_is_refused(
-    instance: dg.DagsterInstance, docker_client: docker.DockerClient, run_image: str, uid: str
+    instance: dg.DagsterInstance,
+    workspace: BaseWorkspaceRequestContext,
+    docker_client: docker.DockerClient,
+    run_image: str,
+    uid: str,
 ) -> None:
-    run = stored_run(instance, BASE_IMAGE, {})
-    launch(instance, run)
+    remote, code = genuine_origins(workspace, "simple_ops", "a_job")
+    run = stored_run(instance, remote, forged(code, container_image=BASE_IMAGE))
+    launch(instance, run, workspace)
 
-    assert containers_of(docker_client, uid) == []
-    after = reload(instance, run.run_id)
-    assert after.status == dg.DagsterRunStatus.FAILURE
-    assert any(
-        f"image '{BASE_IMAGE}' (code location 'simple_ops' runs only '{run_image}')" in record.message
-        for record in instance.all_logs(run.run_id)
-    )
+    message = refusal(instance, docker_client, uid, run)
+    assert f"image '{BASE_IMAGE}' (code location 'simple_ops' runs only '{run_image}')" in message
+    assert f"container_image '{BASE_IMAGE}' (code location 'simple_ops' serves '{run_image}')" in message
 
 
 def test_a_run_within_the_policy_starts_with_the_platform_settings(
     instance: dg.DagsterInstance,
+    workspace: BaseWorkspaceRequestContext,
     docker_client: docker.DockerClient,
     run_image: str,
     uid: str,
-    grants: tuple[str, str],
+    grants: Grants,
 ) -> None:
-    network, volume = grants
-    run = stored_run(
-        instance,
-        run_image,
-        {
-            "docker": {
-                "networks": [network],
-                "env_vars": ["SOURCE_API_URL=http://sample_api:8080"],
-                "container_kwargs": {
-                    "volumes": {volume: {"bind": "/opt/dagster/storage", "mode": "rw"}},
-                    "mem_limit": "128m",
-                },
-            }
-        },
-    )
-    launch(instance, run)
+    # A genuine run: its origins are what simple_ops' server reports; its context is within the policy.
+    run = stored_run(instance, *genuine_origins(workspace, "simple_ops", "a_job"))
+    launch(instance, run, workspace)
 
     [container] = containers_of(docker_client, uid)
     attrs = container.attrs
@@ -452,11 +604,177 @@ def test_a_run_within_the_policy_starts_with_the_platform_settings(
     assert not host.get("CapAdd")
     assert host["PidsLimit"] == 64
     assert host["Memory"] == 256 * 1024 * 1024
-    assert host["Binds"] == [f"{volume}:/opt/dagster/storage:rw"]
-    assert [(m["Type"], m["Name"]) for m in attrs["Mounts"]] == [("volume", volume)]
-    assert set(attrs["NetworkSettings"]["Networks"]) == {network}
+    # The "launcher-test-{location}-io-<uid>" grant is simple_ops' own volume.
+    assert sorted(host["Binds"]) == [
+        f"{grants.io_volume}:/opt/dagster/io:rw",
+        f"{grants.volume}:/opt/dagster/storage:rw",
+    ]
+    assert sorted((m["Type"], m["Name"]) for m in attrs["Mounts"]) == [
+        ("volume", grants.io_volume),
+        ("volume", grants.volume),
+    ]
+    assert set(attrs["NetworkSettings"]["Networks"]) == {grants.network}
     assert "SOURCE_API_URL=http://sample_api:8080" in attrs["Config"]["Env"]
     assert "DAGSTER_PG_HOST=postgres" in attrs["Config"]["Env"]
     assert attrs["Config"]["Labels"]["dagster/run_id"] == run.run_id
     after = reload(instance, run.run_id)
     assert after.tags["docker/container_id"] == container.id
+
+
+def test_a_run_claiming_another_location_with_its_own_code_is_refused_naming_both(
+    instance: dg.DagsterInstance, workspace: BaseWorkspaceRequestContext, docker_client: docker.DockerClient, uid: str
+) -> None:
+    # simple_ops writes a run of its own code that claims to be modular_assets', for that image and network.
+    remote, code = genuine_origins(workspace, "simple_ops", "a_job")
+    modular_remote, _ = genuine_origins(workspace, "modular_assets", "numbers_job")
+    claimed = RemoteJobOrigin(repository_origin=modular_remote.repository_origin, job_name=remote.job_name)
+    run = stored_run(instance, claimed, code)
+    launch(instance, run, workspace)
+
+    message = refusal(instance, docker_client, uid, run)
+    assert "for code location 'modular_assets'" in message
+    assert "job 'a_job' (not in code location 'modular_assets')" in message
+    assert "code_pointer FileCodePointer(python_file='defs.py'" in message
+    assert "(code location 'modular_assets' serves FileCodePointer(python_file='defs.py'" in message
+    assert "the job code origin of code location 'simple_ops', not of 'modular_assets'" in message
+    # The policy refuses simple_ops' own grants to a modular_assets run as well.
+    assert f"volume 'launcher-test-simple_ops-io-{uid}' at '/opt/dagster/io'" in message
+
+
+def evil_pointer(code: JobPythonOrigin) -> JobPythonOrigin:
+    return forged(code, code_pointer=FileCodePointer(python_file="/tmp/evil.py", fn_name="defs"))
+
+
+def same_fields_other_kind(code: JobPythonOrigin) -> JobPythonOrigin:
+    # Code pointers compare as tuples: this ModuleCodePointer == the genuine FileCodePointer.
+    pointer = code.repository_origin.code_pointer
+    assert isinstance(pointer, FileCodePointer)
+    return forged(code, code_pointer=ModuleCodePointer(pointer.python_file, pointer.fn_name, pointer.working_directory))
+
+
+@pytest.mark.parametrize(
+    ("forge", "named"),
+    [
+        pytest.param(
+            evil_pointer,
+            "code_pointer FileCodePointer(python_file='/tmp/evil.py', fn_name='defs', working_directory=None) "
+            "(code location 'simple_ops' serves FileCodePointer(python_file='defs.py', fn_name='defs', ",
+            id="python_file in /tmp",
+        ),
+        pytest.param(same_fields_other_kind, "code_pointer ModuleCodePointer(module='defs.py'", id="pointer kind"),
+        pytest.param(
+            lambda code: forged(code, executable_path="/opt/dagster/storage/python"),
+            f"executable_path '/opt/dagster/storage/python' (code location 'simple_ops' serves '{sys.executable}')",
+            id="executable",
+        ),
+        pytest.param(
+            lambda code: forged(code, entry_point=["/opt/dagster/storage/dagster"]),
+            "entry_point ['/opt/dagster/storage/dagster'] (code location 'simple_ops' serves ['dagster'])",
+            id="entry point",
+        ),
+        pytest.param(
+            lambda code: code._replace(job_name="numbers_job"),
+            "job name 'numbers_job' (the run's remote job origin names 'a_job')",
+            id="job name",
+        ),
+    ],
+)
+def test_a_forged_code_origin_is_refused(
+    instance: dg.DagsterInstance,
+    workspace: BaseWorkspaceRequestContext,
+    docker_client: docker.DockerClient,
+    uid: str,
+    forge: Callable[[JobPythonOrigin], JobPythonOrigin],
+    named: str,
+) -> None:
+    remote, code = genuine_origins(workspace, "simple_ops", "a_job")
+    run = stored_run(instance, remote, forge(code))
+    launch(instance, run, workspace)
+
+    assert named in refusal(instance, docker_client, uid, run)
+
+
+def test_a_forged_env_var_in_the_container_context_is_refused_though_the_policy_allows_it(
+    instance: dg.DagsterInstance, workspace: BaseWorkspaceRequestContext, docker_client: docker.DockerClient, uid: str
+) -> None:
+    remote, code = genuine_origins(workspace, "simple_ops", "a_job")
+    container_context = copy.deepcopy(dict(code.repository_origin.container_context or {}))
+    container_context["docker"]["env_vars"].append("PYTHONPATH=/opt/dagster/storage/evil")
+    # Env vars with literal values are within the policy: only the location's own context tells.
+    assert POLICY.check(DockerContainerContext(env_vars=["PYTHONPATH=/x"]), IMAGE, "simple_ops", COMMAND) == []
+    run = stored_run(instance, remote, forged(code, container_context=container_context))
+    launch(instance, run, workspace)
+
+    message = refusal(instance, docker_client, uid, run)
+    assert "container_context {'docker': {" in message
+    assert "'PYTHONPATH=/opt/dagster/storage/evil']" in message
+    assert "(code location 'simple_ops' serves {'docker': {" in message
+
+
+def test_a_resumed_run_is_verified_too(
+    instance: dg.DagsterInstance, workspace: BaseWorkspaceRequestContext, docker_client: docker.DockerClient, uid: str
+) -> None:
+    remote, code = genuine_origins(workspace, "simple_ops", "a_job")
+    run = stored_run(instance, remote, evil_pointer(code))
+    launcher(instance).resume_run(ResumeRunContext(dagster_run=run, workspace=workspace))
+
+    assert "code_pointer FileCodePointer(python_file='/tmp/evil.py'" in refusal(instance, docker_client, uid, run)
+
+
+def test_a_run_is_refused_when_there_is_no_workspace_to_verify_it_against(
+    instance: dg.DagsterInstance, workspace: BaseWorkspaceRequestContext, docker_client: docker.DockerClient, uid: str
+) -> None:
+    run = stored_run(instance, *genuine_origins(workspace, "simple_ops", "a_job"))
+    launch(instance, run, None)
+
+    assert "no workspace to verify the run's code against" in refusal(instance, docker_client, uid, run)
+
+
+def down_location_run(
+    instance: dg.DagsterInstance,
+    workspace: BaseWorkspaceRequestContext,
+    uid: str,
+    port: int,
+    status: dg.DagsterRunStatus,
+) -> dg.DagsterRun:
+    """A run of DOWN within the policy: only DOWN's code server could tell whether it is genuine."""
+    _, code = genuine_origins(workspace, "simple_ops", "a_job")
+    origin = GrpcServerCodeLocationOrigin(host="localhost", port=port, location_name=DOWN)
+    remote = RemoteJobOrigin(RemoteRepositoryOrigin(origin, REPOSITORY), job_name="a_job")
+    code = forged(code, container_image=f"launcher-test-{DOWN}:{uid}", container_context={})
+    return stored_run(instance, remote, code, status)
+
+
+def test_a_run_of_a_registered_location_that_is_not_loaded_is_not_failed(
+    instance: dg.DagsterInstance,
+    workspace: BaseWorkspaceRequestContext,
+    docker_client: docker.DockerClient,
+    uid: str,
+    code_servers: dict[str, int],
+) -> None:
+    assert not workspace.has_code_location(DOWN)
+    run = down_location_run(instance, workspace, uid, code_servers[DOWN], dg.DagsterRunStatus.STARTING)
+    with pytest.raises(DagsterUserCodeUnreachableError, match=f"'{DOWN}' is not loaded"):
+        launch(instance, run, workspace)
+
+    assert containers_of(docker_client, uid) == []
+    assert reload(instance, run.run_id).status == dg.DagsterRunStatus.STARTING
+    assert not [r for r in instance.all_logs(run.run_id) if r.message.startswith("Run launch refused")]
+
+
+def test_the_run_queue_requeues_a_run_whose_location_is_not_loaded(
+    instance: dg.DagsterInstance,
+    workspace_context: WorkspaceProcessContext,
+    docker_client: docker.DockerClient,
+    uid: str,
+    code_servers: dict[str, int],
+) -> None:
+    workspace = workspace_context.create_request_context()
+    run = down_location_run(instance, workspace, uid, code_servers[DOWN], dg.DagsterRunStatus.NOT_STARTED)
+    instance.submit_run(run.run_id, workspace)
+    list(QueuedRunCoordinatorDaemon(interval_seconds=1).run_iteration(workspace_context))
+
+    assert containers_of(docker_client, uid) == []
+    assert reload(instance, run.run_id).status == dg.DagsterRunStatus.QUEUED
+    messages = [r.message for r in instance.all_logs(run.run_id)]
+    assert any("re-submitting the run into the queue (3 retries remaining)" in m for m in messages), messages

@@ -16,7 +16,19 @@ it. :class:`PolicyDockerRunLauncher` decides in the daemon instead:
 * a run's container context may repeat what the policy grants (or less) and add
   env vars with literal values; anything more refuses the run: an engine event
   names what was asked and what the policy allows, the run is marked failed and
-  no container is created.
+  no container is created;
+* the run is what its code location serves: the location it names (its remote
+  job origin) is loaded in the daemon's workspace and has the run's repository
+  and job, and the code the run worker would load (its job code origin: code
+  pointer, executable, entry point, image and container context) is exactly the
+  one that location's own gRPC server reports. The stored origins are only what
+  some location wrote; the workspace reaches each server by its network name. A
+  run of a registered location that is not loaded (its server down or
+  redeploying) is not refused but handed back to the run queue (see
+  :func:`origin_violations`).
+
+Networks and volume names may contain ``{location}``: each run gets (and may
+ask for) its own location's, never another location's.
 
 Configure it in ``dagster.yaml`` in place of ``dagster_docker.DockerRunLauncher``::
 
@@ -30,6 +42,7 @@ Configure it in ``dagster.yaml`` in place of ``dagster_docker.DockerRunLauncher`
         networks: ["{location}_net"]              # or [{env: ...}]
         volumes:
           - {name: {env: DAGSTER_STORAGE_VOLUME}, bind: /opt/dagster/storage, mode: rw}
+          - {name: "proj_{location}_io", bind: /opt/dagster/io}  # one per location
         mem_limit: {env: DAGSTER_MAX_RUN_MEMORY}
         pids_limit: 512
         labels: {com.example.role: run}
@@ -43,18 +56,25 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
+import dagster._check as check
 import yaml
-from dagster._core.errors import DagsterInvalidConfigError
+from dagster._core.errors import DagsterInvalidConfigError, DagsterUserCodeUnreachableError
+from dagster._core.launcher import LaunchRunContext, ResumeRunContext
 from dagster._core.storage.tags import DOCKER_IMAGE_TAG, MAX_RETRIES_TAG
+from dagster._grpc.types import ExecuteRunArgs, ResumeRunArgs
 from dagster._serdes.config_class import ConfigurableClassData
 from dagster._utils.merger import merge_dicts
 from dagster_docker import DockerRunLauncher
 from dagster_docker.container_context import DockerContainerContext
 from dagster_docker.utils import DOCKER_CONFIG_SCHEMA
 from docker.utils import parse_bytes
+
+if TYPE_CHECKING:
+    from dagster._core.origin import RepositoryPythonOrigin
+    from dagster._core.workspace.context import BaseWorkspaceRequestContext
 
 DEFAULT_LOCATIONS_FILE = "/opt/dagster/dagster_home/workspace.yaml"
 DEFAULT_USER = "10001:10001"
@@ -72,6 +92,8 @@ POLICY_KEYS = frozenset(
 ALLOWED_COMMANDS = (("dagster", "api", "execute_run"), ("dagster", "api", "resume_run"))
 # Env vars a run may not set: the platform's (instance config, DAGSTER_RUN_JOB_NAME, ...).
 RESERVED_ENV_PREFIX = "DAGSTER_"
+# Everything of a RepositoryPythonOrigin: the run worker loads and runs the code these describe.
+ORIGIN_FIELDS = ("code_pointer", "executable_path", "entry_point", "container_image", "container_context")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,6 +144,9 @@ class LaunchPolicy:
     def networks_for(self, location: str) -> list[str]:
         return [network.replace(LOCATION_PLACEHOLDER, location) for network in self.networks]
 
+    def volumes_for(self, location: str) -> dict[str, VolumeGrant]:
+        return {name.replace(LOCATION_PLACEHOLDER, location): grant for name, grant in self.volumes.items()}
+
     def check_image(self, image: str | None, location: str | None) -> list[str]:
         """Violations of the image rule: a registered location, and only its own image."""
         if not location:
@@ -156,7 +181,7 @@ class LaunchPolicy:
             if network not in granted_networks:
                 violations.append(f"network {network!r} (granted: {', '.join(granted_networks) or 'none'})")
         for key, value in requested.container_kwargs.items():
-            violations += self._check_kwarg(key, value)
+            violations += self._check_kwarg(key, value, location or "")
         return violations
 
     def apply(self, requested: DockerContainerContext, location: str) -> DockerContainerContext:
@@ -171,7 +196,9 @@ class LaunchPolicy:
             "cap_drop": list(CAP_DROP),
             "security_opt": list(SECURITY_OPT),
             "read_only": True,
-            "volumes": {name: {"bind": grant.bind, "mode": grant.mode} for name, grant in self.volumes.items()},
+            "volumes": {
+                name: {"bind": grant.bind, "mode": grant.mode} for name, grant in self.volumes_for(location).items()
+            },
             "mem_limit": self.mem_limit,
             "pids_limit": self.pids_limit,
             "labels": dict(self.labels),
@@ -195,7 +222,7 @@ class LaunchPolicy:
                 violations.append(f"env var {name!r} without a value (only NAME=value is allowed)")
         return violations
 
-    def _check_kwarg(self, key: str, value: Any) -> list[str]:
+    def _check_kwarg(self, key: str, value: Any, location: str) -> list[str]:
         if key == "user":
             if str(value) != self.user:
                 return [f"user={value!r} (runs run as {self.user!r})"]
@@ -210,7 +237,7 @@ class LaunchPolicy:
             if value is not True:
                 return [f"read_only={value!r} (run containers have a read-only root filesystem)"]
         elif key == "volumes":
-            return self._check_volumes(value)
+            return self._check_volumes(value, location)
         elif key == "mem_limit":
             asked = _bytes_or_none(value)
             if asked is None or not 0 < asked <= parse_bytes(self.mem_limit):
@@ -232,12 +259,13 @@ class LaunchPolicy:
             return [f"{key}={value!r} (not allowed for run containers)"]
         return []
 
-    def _check_volumes(self, value: Any) -> list[str]:
-        granted = ", ".join(f"{name}:{g.bind}:{g.mode}" for name, g in self.volumes.items())
+    def _check_volumes(self, value: Any, location: str) -> list[str]:
+        grants = self.volumes_for(location)
+        granted = ", ".join(f"{name}:{g.bind}:{g.mode}" for name, g in grants.items())
         allowed = f"(granted: {granted or 'none'})"
         violations = []
         for source, bind, mode in _volume_entries(value):
-            grant = self.volumes.get(source)
+            grant = grants.get(source)
             if grant is None:
                 if source.startswith(("/", ".", "~")) or "/" in source:
                     violations.append(f"bind mount of host path {source!r} at {bind!r} {allowed}")
@@ -299,10 +327,64 @@ def run_location(run: dg.DagsterRun) -> str | None:
     return run.remote_job_origin.location_name if run.remote_job_origin else None
 
 
+def origin_violations(workspace: BaseWorkspaceRequestContext | None, run: dg.DagsterRun) -> list[str]:
+    """What the stored run claims about its code that its code location's own server does not serve.
+
+    Raises ``DagsterUserCodeUnreachableError`` when the location is not loaded: the queued run
+    coordinator daemon re-queues a run on that error (``run_queue.max_user_code_failure_retries``
+    times) instead of failing it, so a run submitted while its server redeploys is verified later.
+    """
+    remote, code = run.remote_job_origin, run.job_code_origin
+    if workspace is None:
+        return ["no workspace to verify the run's code against (runs launch from the daemon or the webserver)"]
+    if remote is None or code is None:
+        return ["no job origin is recorded on the run"]
+    location, repository_name = remote.location_name, remote.repository_origin.repository_name
+    if not workspace.has_code_location(location):
+        raise DagsterUserCodeUnreachableError(
+            f"Code location {location!r} is not loaded, so run {run.run_id} cannot be verified against it"
+        )
+    code_location = workspace.get_code_location(location)
+    violations = [
+        f"job name {name!r} (the run's remote job origin names {remote.job_name!r})"
+        for name in sorted({run.job_name, code.job_name} - {remote.job_name})
+    ]
+    if not code_location.has_repository(repository_name):
+        served = ", ".join(code_location.get_repository_names())
+        return [*violations, f"repository {repository_name!r} (code location {location!r} serves {served})"]
+    repository = code_location.get_repository(repository_name)
+    if not repository.has_job(remote.job_name):
+        violations.append(f"job {remote.job_name!r} (not in code location {location!r})")
+    genuine = repository.get_python_origin()
+    for field in ORIGIN_FIELDS:
+        claimed, served = getattr(code.repository_origin, field), getattr(genuine, field)
+        if not _same(claimed, served):
+            violations.append(f"{field} {claimed!r} (code location {location!r} serves {served!r})")
+    owner = _serving_location(workspace, code.repository_origin) if violations else None
+    if owner not in (None, location):
+        violations.append(f"the job code origin of code location {owner!r}, not of {location!r}")
+    return violations
+
+
+def _same(claimed: Any, served: Any) -> bool:
+    # Serialized, since code pointers compare as plain tuples: ModuleCodePointer("m", "defs")
+    # == FileCodePointer("m", "defs"). serialize_value names every class and sorts dict keys.
+    return dg.serialize_value(claimed) == dg.serialize_value(served)
+
+
+def _serving_location(workspace: BaseWorkspaceRequestContext, origin: RepositoryPythonOrigin) -> str | None:
+    """The loaded code location one of whose repositories has exactly this origin, if any."""
+    for code_location in workspace.code_locations:
+        for repository in code_location.get_repositories().values():
+            if _same(repository.get_python_origin(), origin):
+                return code_location.name
+    return None
+
+
 def refusal_message(location: str | None, violations: Sequence[str]) -> str:
     return (
         f"Run launch refused by {PolicyDockerRunLauncher.__name__} for code location "
-        f"{location!r}: the run asks for more than the launch policy allows: "
+        f"{location!r}: the run asks for more than the launch policy allows or its code location serves: "
         + "; ".join(violations)
         + ". No container was created."
     )
@@ -324,7 +406,7 @@ POLICY_CONFIG_SCHEMA = merge_dicts(
         "volumes": dg.Field(
             [{"name": dg.StringSource, "bind": str, "mode": dg.Field(str, default_value="rw")}],
             is_required=False,
-            description="The named volumes every run container mounts (and may ask for).",
+            description="The named volumes every run container mounts (and may ask for); a name may contain {location}.",
         ),
         "mem_limit": dg.Field(dg.StringSource, description="Memory limit of a run, e.g. '4g'."),
         "pids_limit": dg.Field(dg.IntSource, description="Process limit of a run container."),
@@ -340,8 +422,8 @@ POLICY_CONFIG_SCHEMA = merge_dicts(
 class PolicyDockerRunLauncher(DockerRunLauncher):
     """``DockerRunLauncher`` that launches a run only within a :class:`LaunchPolicy`.
 
-    ``networks`` (and ``network``) may contain ``{location}``; ``container_kwargs`` are
-    the platform's other settings for every run (``auto_remove``, ``tmpfs``, ...).
+    ``networks`` (and ``network``) and volume names may contain ``{location}``; ``container_kwargs``
+    are the platform's other settings for every run (``auto_remove``, ``tmpfs``, ...).
     """
 
     def __init__(
@@ -383,10 +465,32 @@ class PolicyDockerRunLauncher(DockerRunLauncher):
             requested = DockerContainerContext()  # refused at launch; terminate still works
         return self.policy.apply(requested, run_location(dagster_run) or "")
 
-    def _launch_container_with_command(self, run: dg.DagsterRun, docker_image: str, command: Sequence[str]) -> None:
+    def launch_run(self, context: LaunchRunContext) -> None:
+        self._launch(context, ExecuteRunArgs)
+
+    def resume_run(self, context: ResumeRunContext) -> None:
+        self._launch(context, ResumeRunArgs)
+
+    def _launch(
+        self, context: LaunchRunContext | ResumeRunContext, args: type[ExecuteRunArgs] | type[ResumeRunArgs]
+    ) -> None:
+        # dagster_docker's launch_run / resume_run, passing the workspace on to the decision.
+        run, job_origin = context.dagster_run, check.not_none(context.job_code_origin)
+        command = args(job_origin=job_origin, run_id=run.run_id, instance_ref=self._instance.get_ref())
+        self._launch_container_with_command(
+            run, self._get_docker_image(job_origin), command.get_command_args(), context.workspace
+        )
+
+    def _launch_container_with_command(
+        self,
+        run: dg.DagsterRun,
+        docker_image: str,
+        command: Sequence[str],
+        workspace: BaseWorkspaceRequestContext | None = None,
+    ) -> None:
         # The one path of launch_run and resume_run to containers.create: decide here.
         location = run_location(run)
-        violations = self.violations(run, docker_image, command)
+        violations = self.violations(run, docker_image, command, workspace)
         if violations:
             message = refusal_message(location, violations)
             self._instance.report_engine_event(message, run, cls=self.__class__)
@@ -396,8 +500,18 @@ class PolicyDockerRunLauncher(DockerRunLauncher):
             return
         super()._launch_container_with_command(run, self.policy.image_for(location or ""), list(command))
 
-    def violations(self, run: dg.DagsterRun, docker_image: str | None, command: Sequence[str] | None) -> list[str]:
-        """What the stored run asks beyond the policy (empty: it may launch)."""
+    def violations(
+        self,
+        run: dg.DagsterRun,
+        docker_image: str | None,
+        command: Sequence[str] | None,
+        workspace: BaseWorkspaceRequestContext | None,
+    ) -> list[str]:
+        """What the stored run asks beyond the policy or its location's code (empty: it may launch).
+
+        Raises ``DagsterUserCodeUnreachableError`` when nothing else refuses the run but its
+        registered location is not loaded (see :func:`origin_violations`).
+        """
         try:
             # Read per launch, so a location added to workspace.yaml needs no daemon restart.
             policy = dataclasses.replace(self.policy, locations=read_locations(self.locations_file))
@@ -407,8 +521,16 @@ class PolicyDockerRunLauncher(DockerRunLauncher):
             requested = DockerContainerContext.create_for_run(run, None)
         except DagsterInvalidConfigError as error:
             return [f"a container context that is not valid Docker config ({error})"]
-        violations = policy.check(requested, docker_image, run_location(run), command)
+        location = run_location(run)
+        violations = policy.check(requested, docker_image, location, command)
         tagged_image = run.tags.get(DOCKER_IMAGE_TAG)
         if tagged_image and tagged_image != docker_image:
-            violations += [v for v in policy.check_image(tagged_image, run_location(run)) if v not in violations]
+            violations += [v for v in policy.check_image(tagged_image, location) if v not in violations]
+        if location in policy.locations:  # an unregistered one is refused above
+            try:
+                violations += origin_violations(workspace, run)
+            except DagsterUserCodeUnreachableError:
+                if not violations:
+                    raise
+                violations.append(f"code location {location!r} is not loaded, so the run's code is unverified")
         return violations
