@@ -73,10 +73,11 @@ def proxy(raw: Any) -> Iterator[Any]:
         detach=True,
         name=_name("proxy"),
         labels=LABEL,
-        user="haproxy",
-        group_add=[str(Path(SOCKET).stat().st_gid)],
+        # As docker-compose.yml runs it: root with two capabilities, dropped by the entrypoint.
+        user="0",
         read_only=True,
         cap_drop=["ALL"],
+        cap_add=["SETUID", "SETGID"],
         security_opt=["no-new-privileges"],
         volumes={SOCKET: {"bind": SOCKET, "mode": "ro"}},
         ports={DAEMON_PORT: ("127.0.0.1", None), WEBSERVER_PORT: ("127.0.0.1", None)},
@@ -128,10 +129,38 @@ def target(raw: Any) -> Any:
     return _running(raw)
 
 
-def test_the_proxy_runs_unprivileged(proxy: Any) -> None:
-    assert proxy.exec_run(["id", "-u"]).output.decode().strip() != "0"
+def test_haproxy_runs_as_haproxy_with_the_socket_s_group_and_no_capabilities(proxy: Any) -> None:
+    status = dict(
+        line.split(":\t", 1) for line in proxy.exec_run(["cat", "/proc/1/status"]).output.decode().splitlines()
+    )
+    haproxy_uid = proxy.exec_run(["id", "-u", "haproxy"]).output.decode().strip()
+
+    assert status["Name"].strip() == "haproxy"
+    assert status["Uid"].split()[:2] == [haproxy_uid, haproxy_uid]
+    assert status["Groups"].split() == [str(Path(SOCKET).stat().st_gid)]
+    assert int(status["CapEff"], 16) == 0 and int(status["CapPrm"], 16) == 0
+    assert status["NoNewPrivs"].strip() == "1"
     host = proxy.attrs["HostConfig"]
     assert host["ReadonlyRootfs"] and host["CapDrop"] == ["ALL"]
+
+
+def test_without_the_socket_s_group_it_refuses_with_the_fix(raw: Any) -> None:
+    container = raw.containers.run(
+        IMAGE,
+        detach=True,
+        name=_name("nogroup"),
+        labels=LABEL,
+        user="haproxy",
+        cap_drop=["ALL"],
+        volumes={SOCKET: {"bind": SOCKET, "mode": "ro"}},
+    )
+    try:
+        assert container.wait(timeout=60)["StatusCode"] == 1
+        log = container.logs().decode()
+    finally:
+        container.remove(force=True)
+
+    assert f"cannot use {SOCKET}" in log and f"--group-add {Path(SOCKET).stat().st_gid}" in log
 
 
 @pytest.mark.parametrize("port", [DAEMON_PORT, WEBSERVER_PORT])
