@@ -1,6 +1,6 @@
 # Everyday commands. A fresh machine needs Docker (with Compose v2), Python 3.11
-# and make: everything else (uv, the Python environment from uv.lock, .env and
-# its secrets) is created on first use.
+# and make: everything else (uv, the Python environment from uv.lock) is created on
+# first use, and the stack's secrets by its init service on first start.
 #
 #   make up      start the stack, return when every service is healthy
 #   make test    lint, then every test (unit, integration, end-to-end against a real stack)
@@ -20,7 +20,8 @@ VENV := .venv
 COMPOSE ?= docker compose
 UP_TIMEOUT ?= 300
 DEV_API_PORT ?= 8090
-INIT_ENV := $(PYTHON) tools/src/template_tools/init_env.py
+# The stack's one-shot init service: secrets, UI users, where the UI is.
+INIT := $(COMPOSE) run --rm --no-deps -T init
 
 .PHONY: help
 help: ## list the targets
@@ -44,15 +45,16 @@ lock: $(UV) ## re-resolve uv.lock after changing a pyproject.toml (e.g. a Dagste
 
 # --- the stack -------------------------------------------------------------------
 .PHONY: env
-env: ## create .env and .secrets/htpasswd with random secrets (never overwrites)
-	$(INIT_ENV)
+env: ## create .env from .env.example, to edit settings (optional; never overwrites)
+	@if [ -e .env ]; then echo "make env: .env exists, left as it is"; \
+	else cp .env.example .env && echo "make env: created .env; every setting in it is optional"; fi
 
 .PHONY: up
-up: env ## build and start the stack; return when every service is healthy
+up: ## build and start the stack; return when every service is healthy, and print the login
 	@$(COMPOSE) up --detach --build --remove-orphans --wait --wait-timeout $(UP_TIMEOUT) || { \
 	  $(COMPOSE) ps --all; $(COMPOSE) logs --tail=40; \
 	  echo "make up: the stack did not become healthy (see the logs above)" >&2; exit 1; }
-	@$(INIT_ENV) access
+	@$(INIT) access
 
 .PHONY: down
 down: ## stop the stack (volumes, i.e. run history and exports, are kept)
@@ -75,8 +77,7 @@ exports: ## copy the exported CSVs from the stack's volume to ./exports (as your
 .PHONY: ui-user
 ui-user: ## add a UI user or change its password: make ui-user NAME=alice [PASSWORD=...]
 	@test -n "$(NAME)" || { echo "usage: make ui-user NAME=alice [PASSWORD=...]" >&2; exit 2; }
-	$(INIT_ENV) add-user "$(NAME)" $(if $(PASSWORD),--password "$(PASSWORD)")
-	$(COMPOSE) restart gateway
+	@$(INIT) add-user "$(NAME)" $(if $(PASSWORD),--password "$(PASSWORD)")
 
 # --- development -------------------------------------------------------------------
 .PHONY: dev

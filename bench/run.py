@@ -96,8 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         section("build", lambda: measure.build_images(stack, cold=not args.quick, details=details))
         section("image sizes", lambda: measure.image_sizes(stack))
         section("cold start", lambda: measure.cold_starts(stack, 1 if args.quick else repeat, details))
-        if not args.quick:
-            section("idle memory", lambda: measure.idle_memory(stack, IDLE_SECONDS, 3, details))
+        section("idle memory", lambda: measure.idle_memory(stack, IDLE_SECONDS, 3, details))
         details["automation_stopped"] = stack.stop_automation()
         section("run latency", latency)
         if modular_runs:

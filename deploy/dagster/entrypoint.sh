@@ -8,7 +8,7 @@ for name in DAGSTER_PG_PASSWORD; do
   eval "file=\${${name}_FILE:-}"
   if [ -n "$file" ]; then
     if [ ! -r "$file" ]; then
-      echo "dagster: ${name}_FILE=$file is not a readable file (is the secret mounted?)" >&2
+      echo "dagster: ${name}_FILE=$file is not a readable file (is the secret mounted? did the init service run?)" >&2
       exit 78
     fi
     value=$(cat "$file")
@@ -18,7 +18,7 @@ for name in DAGSTER_PG_PASSWORD; do
 done
 
 if [ -z "${DAGSTER_PG_PASSWORD:-}" ]; then
-  echo "dagster: DAGSTER_PG_PASSWORD is empty. Set POSTGRES_PASSWORD in .env (run 'make env') or POSTGRES_PASSWORD_FILE (see README, 'Secrets')." >&2
+  echo "dagster: DAGSTER_PG_PASSWORD is empty. The init service writes it on first start (docker compose up runs it; see 'docker compose logs init'); or set POSTGRES_PASSWORD in .env, or POSTGRES_PASSWORD_FILE (see README, 'Secrets')." >&2
   exit 78
 fi
 

@@ -75,6 +75,15 @@ def _process_start_utc(pid: int = 1) -> datetime:
     return datetime.fromtimestamp(started, UTC).replace(tzinfo=None)
 
 
+def _postgres_password() -> str:
+    """As the entrypoint reads it (a health check is exec'd, so it does not run the entrypoint)."""
+    path = os.environ.get("DAGSTER_PG_PASSWORD_FILE")
+    if path:
+        with open(path) as handle:
+            return handle.read().strip()
+    return os.environ["DAGSTER_PG_PASSWORD"]
+
+
 def check_daemon(tolerance_seconds: float) -> str | None:
     """None when every required daemon heartbeated since this container's daemon started."""
     import psycopg2
@@ -84,7 +93,7 @@ def check_daemon(tolerance_seconds: float) -> str | None:
             host=os.environ["DAGSTER_PG_HOST"],
             port=os.environ.get("DAGSTER_PG_PORT", "5432"),
             user=os.environ["DAGSTER_PG_USER"],
-            password=os.environ["DAGSTER_PG_PASSWORD"],
+            password=_postgres_password(),
             dbname=os.environ["DAGSTER_PG_DB"],
             connect_timeout=TIMEOUT_SECONDS,
             application_name="dagster-daemon-healthcheck",
@@ -111,7 +120,8 @@ def main(argv: list[str]) -> int:
         problem = check_code_server(int(os.environ.get("DAGSTER_GRPC_PORT", "4000")))
     elif kind == "webserver":
         prefix = os.environ.get("DAGSTER_WEBSERVER_PATH_PREFIX", "").rstrip("/")
-        problem = check_webserver(f"http://127.0.0.1:3000{prefix}/server_info")
+        host = os.environ.get("WEBSERVER_HOST", "127.0.0.1")  # the address it listens on
+        problem = check_webserver(f"http://{host}:3000{prefix}/server_info")
     elif kind == "daemon":
         problem = check_daemon(float(os.environ.get("DAGSTER_DAEMON_HEARTBEAT_TOLERANCE", "90")))
     else:

@@ -1,12 +1,15 @@
 """Bounds the shared storage volume: deletes per-run files older than the retention period.
 
-Runs write two kinds of per-run folders, named by run id, into the storage volume:
-compute logs (`compute_logs/<run_id>/`) and op outputs of the filesystem IO manager
-(`storage/<run_id>/`). Asset values (`storage/<asset key>/`) are kept: they are
-overwritten by each materialization and later runs may load them.
+Runs write two kinds of per-run folders, named by run id: compute logs
+(`compute_logs/<run_id>/` in the shared storage volume) and op outputs of the
+filesystem IO manager (`<run_id>/` in their location's IO volume, mounted here at
+`/opt/dagster/io/<location>`; `storage/<run_id>/` in volumes of older stacks).
+Asset values (`<asset key>/`) are kept: they are overwritten by each
+materialization and later runs may load them.
 
     DAGSTER_STORAGE_RETENTION_DAYS   keep per-run folders this many days (default 14)
     JANITOR_INTERVAL_SECONDS         sweep this often (default 3600)
+    DAGSTER_IO_DIR                   where the IO volumes are mounted (default /opt/dagster/io)
 Run history itself stays in Postgres; tick history is purged by dagster.yaml's retention.
 """
 
@@ -20,14 +23,17 @@ import time
 from pathlib import Path
 
 STORAGE = Path(os.environ.get("DAGSTER_STORAGE_DIR", "/opt/dagster/storage"))
+IO_VOLUMES = Path(os.environ.get("DAGSTER_IO_DIR", "/opt/dagster/io"))
 HEARTBEAT = Path("/tmp/janitor.alive")
 RUN_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
-def sweep(storage: Path, retention_seconds: float, now: float) -> list[Path]:
-    """Delete run-id folders under compute_logs/ and storage/ not modified within the retention."""
+def sweep(storage: Path, retention_seconds: float, now: float, io_volumes: Path | None = None) -> list[Path]:
+    """Delete run-id folders not modified within the retention: under compute_logs/ and
+    storage/ of ``storage``, and at the top of every IO volume under ``io_volumes``."""
     removed = []
-    for parent in (storage / "compute_logs", storage / "storage"):
+    locations = sorted(io_volumes.iterdir()) if io_volumes and io_volumes.is_dir() else []
+    for parent in (storage / "compute_logs", storage / "storage", *locations):
         if not parent.is_dir():
             continue
         for folder in parent.iterdir():
@@ -57,11 +63,12 @@ def main() -> None:
     retention_days = _positive("DAGSTER_STORAGE_RETENTION_DAYS", "14")
     interval = _positive("JANITOR_INTERVAL_SECONDS", "3600")
     print(
-        f"janitor: deleting per-run folders older than {retention_days:g} days from {STORAGE} every {interval:g}s",
+        f"janitor: deleting per-run folders older than {retention_days:g} days from {STORAGE} and "
+        f"{IO_VOLUMES}/* every {interval:g}s",
         flush=True,
     )
     while True:
-        removed = sweep(STORAGE, retention_days * 86400, time.time())
+        removed = sweep(STORAGE, retention_days * 86400, time.time(), IO_VOLUMES)
         if removed:
             print(f"janitor: removed {len(removed)} folder(s), e.g. {removed[0]}", flush=True)
         HEARTBEAT.touch()

@@ -2,9 +2,9 @@
 # Renders the nginx config for the configured path prefix, checks that a
 # credentials file is there, then runs nginx (as the unprivileged gateway user).
 set -eu
-HTPASSWD=/run/secrets/htpasswd
+HTPASSWD=/run/ui-secrets/htpasswd
 if [ ! -s "$HTPASSWD" ]; then
-  echo "gateway: no credentials in $HTPASSWD. Run 'make env' (creates .secrets/htpasswd) or see README, 'UI users'." >&2
+  echo "gateway: no users in $HTPASSWD. The init service writes it on first start (docker compose up); see 'docker compose logs init' and README, 'UI users'." >&2
   exit 1
 fi
 prefix="${DAGSTER_WEBSERVER_PATH_PREFIX:-}"

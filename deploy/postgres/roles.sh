@@ -13,7 +13,7 @@ set -eu
 if [ -n "${DAGSTER_PG_PASSWORD_FILE:-}" ]; then
   DAGSTER_PG_PASSWORD=$(cat "$DAGSTER_PG_PASSWORD_FILE")
 fi
-: "${DAGSTER_PG_PASSWORD:?postgres-roles: DAGSTER_PG_PASSWORD is empty. Set POSTGRES_PASSWORD in .env (run make env) or POSTGRES_PASSWORD_FILE.}"
+: "${DAGSTER_PG_PASSWORD:?postgres-roles: DAGSTER_PG_PASSWORD is empty. The init service writes it on first start (see docker compose logs init); or set POSTGRES_PASSWORD in .env, or POSTGRES_PASSWORD_FILE.}"
 : "${POSTGRES_USER:?postgres-roles: POSTGRES_USER (the superuser) is not set}"
 : "${POSTGRES_DB:?postgres-roles: POSTGRES_DB is not set}"
 : "${DAGSTER_PG_USER:?postgres-roles: DAGSTER_PG_USER is not set}"

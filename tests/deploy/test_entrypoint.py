@@ -39,4 +39,4 @@ def test_an_unreadable_secret_file_is_named(tmp_path: Path) -> None:
 def test_no_password_at_all_says_what_to_set() -> None:
     result = _run({})
     assert result.returncode == 78
-    assert "POSTGRES_PASSWORD in .env" in result.stderr and "make env" in result.stderr
+    assert "docker compose logs init" in result.stderr and "POSTGRES_PASSWORD in .env" in result.stderr

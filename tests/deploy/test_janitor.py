@@ -38,6 +38,19 @@ def test_sweep_removes_only_old_run_folders(tmp_path: Path) -> None:
     assert not old_logs.exists() and not old_outputs.exists()
 
 
+def test_sweep_covers_every_location_s_io_volume(tmp_path: Path) -> None:
+    now = 2_000_000_000.0
+    storage, io = tmp_path / "storage", tmp_path / "io"
+    old = [_folder(io / location / str(uuid.uuid4()), 20, now) for location in ("simple_ops", "modular_assets")]
+    recent = _folder(io / "simple_ops" / str(uuid.uuid4()), 2, now)
+    asset_value = _folder(io / "modular_assets" / "users_cleaned", 90, now)
+
+    removed = janitor.sweep(storage, retention_seconds=14 * DAY, now=now, io_volumes=io)
+
+    assert sorted(removed) == sorted(old)
+    assert recent.exists() and asset_value.exists()
+
+
 def test_a_folder_with_a_recent_file_is_kept(tmp_path: Path) -> None:
     now = 2_000_000_000.0
     folder = _folder(tmp_path / "compute_logs" / str(uuid.uuid4()), 30, now)

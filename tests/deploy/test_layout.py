@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import re
 import subprocess
+from typing import Any
+
+import yaml
 
 from template_tools.locations import ROOT, location_names
-from template_tools.new_location import CODE_LOCATION_MERGE
+from template_tools.new_location import CODE_LOCATION_MERGE, LOCATIONS_ANCHOR
 from template_tools.yamltext import compose_services
 
 
@@ -19,6 +22,55 @@ def test_every_listed_location_has_a_code_server_service_and_every_code_server_i
     services = compose_services((ROOT / "docker-compose.yml").read_text(), merging=CODE_LOCATION_MERGE)
 
     assert services == location_names()
+
+
+def compose_file() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def networks_of(service: dict[str, Any]) -> set[str]:
+    return set(service.get("networks") or ())
+
+
+def test_each_location_has_its_own_network_and_only_the_shared_services_join_every_one() -> None:
+    compose = compose_file()
+    names = location_names()
+    hubs = {"postgres", "sample_api", "webserver", "webserver_viewer", "daemon"}
+
+    assert list(compose[LOCATIONS_ANCHOR]) == names
+    assert set(names) <= set(compose["networks"])
+    for name, service in compose["services"].items():
+        joined = networks_of(service) & set(names)
+        if name in names:
+            assert networks_of(service) == {name}, f"{name} must be on its own network only"
+        elif name in hubs:
+            assert joined == set(names), f"{name} must be on every location's network"
+        else:
+            assert joined == set(), f"{name} must not be on a location's network"
+
+
+def test_each_location_has_its_own_io_volume_which_only_the_janitor_mounts() -> None:
+    compose = compose_file()
+    names = location_names()
+
+    assert set(names) <= set(compose["volumes"])
+    assert compose["services"]["storage_janitor"]["volumes"][1:] == [f"{name}:/opt/dagster/io/{name}" for name in names]
+    for name, service in compose["services"].items():
+        if name != "storage_janitor":
+            mounted = {str(volume).split(":", 1)[0] for volume in service.get("volumes") or []}
+            assert not mounted & set(names), f"{name} mounts a location's IO volume"
+
+
+def test_the_webserver_is_reachable_only_on_the_gateways_network() -> None:
+    services = compose_file()["services"]
+
+    assert networks_of(services["gateway"]) == {"ui"}
+    assert "ports" not in services["webserver"]
+    for name in ("webserver", "webserver_viewer"):
+        service = services[name]
+        alias = service["environment"]["WEBSERVER_HOST"]
+        assert service["networks"]["ui"] == {"aliases": [alias]}, f"{name} listens on its ui alias only"
+        assert '-h "$$WEBSERVER_HOST"' in service["command"][-1]
 
 
 def test_every_project_under_code_locations_is_listed() -> None:

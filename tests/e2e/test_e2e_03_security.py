@@ -81,17 +81,32 @@ def _assert_least_privilege(name: str, attrs: dict) -> None:
     user = attrs["Config"]["User"].split(":")[0]
     assert user not in ("", "0", "root"), f"{name} runs as root"
     host = attrs["HostConfig"]
+    assert not host["CapAdd"], f"{name} adds capabilities {host['CapAdd']}"
+    _assert_hardened(name, host)
+
+
+def _assert_hardened(name: str, host: dict) -> None:
     assert any(opt.startswith("no-new-privileges") for opt in host["SecurityOpt"] or []), name
     assert host["CapDrop"] and "ALL" in host["CapDrop"], f"{name} keeps default capabilities"
-    assert not host["CapAdd"], f"{name} adds capabilities {host['CapAdd']}"
     assert not host["Privileged"], name
+
+
+def _assert_process_unprivileged(name: str, status: dict[str, str]) -> None:
+    """PID 1 of a running container, as the kernel sees it (the socket proxy starts as root and drops)."""
+    assert "0" not in status["Uid"].split(), f"{name} runs as root"  # real, effective, saved, filesystem
+    assert int(status["CapEff"], 16) == 0 and int(status["CapPrm"], 16) == 0, f"{name} has capabilities"
+    assert status["NoNewPrivs"].strip() == "1", name
 
 
 def test_every_container_is_unprivileged_and_the_socket_is_only_where_needed(stack: Stack) -> None:
     for service in stack.services():
         attrs = json.loads(stack.docker("inspect", service["ID"]).stdout)[0]
         name = service["Service"]
-        _assert_least_privilege(name, attrs)
+        _assert_hardened(name, attrs["HostConfig"])
+        if name != "socket_proxy":
+            _assert_least_privilege(name, attrs)
+        out = stack.docker("exec", service["ID"], "cat", "/proc/1/status").stdout
+        _assert_process_unprivileged(name, dict(line.split(":\t", 1) for line in out.splitlines() if ":\t" in line))
         has_socket = any(m["Destination"] == "/var/run/docker.sock" for m in attrs["Mounts"])
         assert has_socket == (name in SOCKET_ALLOWED), f"{name}: docker socket mounted = {has_socket}"
 
@@ -163,7 +178,9 @@ def test_a_run_container_is_unprivileged_and_has_no_socket(stack: Stack) -> None
     assert seen["HostConfig"]["PidsLimit"] > 0
     assert not any(m["Destination"] == "/var/run/docker.sock" for m in seen["Mounts"])
     env = {line.split("=", 1)[0] for line in seen["Config"]["Env"]}
-    assert "DAGSTER_UI_PASSWORD" not in env and "DOCKER_GID" not in env
+    assert "DAGSTER_UI_PASSWORD" not in env
+    # Only its location's network: Postgres, the source API and its own code server.
+    assert set(seen["NetworkSettings"]["Networks"]) == {f"{stack.project}_simple_ops"}
 
 
 def test_no_secret_is_baked_into_any_image(stack: Stack) -> None:
@@ -355,6 +372,105 @@ def test_a_code_location_cannot_reach_the_docker_api(stack: Stack, location: str
     assert out.startswith("unreachable"), out
 
 
+#: TCP connections from a container: argv holds host:port targets; prints {target: outcome}.
+CONNECT_PROBE = """
+import json, socket, sys
+results = {}
+for target in sys.argv[1:]:
+    host, port = target.rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=3).close()
+        results[target] = "open"
+    except socket.gaierror:
+        results[target] = "unresolvable"
+    except OSError as error:
+        results[target] = type(error).__name__
+print(json.dumps(results))
+"""
+
+#: Probe 3: the webserver's GraphQL without a login, from inside the deployment.
+GRAPHQL_PROBE = """
+import urllib.request
+request = urllib.request.Request("http://webserver:3000/graphql", data=b'{"query": "{ version }"}',
+                                 headers={"Content-Type": "application/json"})
+try:
+    print("answered", urllib.request.urlopen(request, timeout=5).status)
+except OSError as error:
+    print("unreachable", type(error).__name__, error)
+"""
+
+
+def _addresses(stack: Stack, service: str) -> dict[str, str]:
+    """The service's IP address on each of its networks, by network name without the project prefix."""
+    networks = json.loads(stack.docker("inspect", stack.container_id(service)).stdout)[0]["NetworkSettings"]["Networks"]
+    return {name.removeprefix(f"{stack.project}_"): network["IPAddress"] for name, network in networks.items()}
+
+
+def _connect(stack: Stack, service: str, *targets: str) -> dict[str, str]:
+    out = stack.compose("exec", "-T", service, "python", "-c", CONNECT_PROBE, *targets).stdout
+    results: dict[str, str] = json.loads(out.strip().splitlines()[-1])
+    return results
+
+
+@pytest.mark.parametrize("location", location_names())
+def test_a_code_location_reaches_postgres_and_the_source_api_and_no_other_team_or_the_ui(
+    stack: Stack, location: str
+) -> None:
+    """Probes 3 and 4: no GraphQL without the gateway's login, no other team's gRPC server."""
+    others = [name for name in location_names() if name != location]
+    webserver = _addresses(stack, "webserver")
+    targets = {
+        "postgres:5432": "open",
+        "sample_api:8080": "open",
+        f"{location}:4000": "open",
+        # The webserver shares this network (it calls the code server) but does not listen on it.
+        "webserver:3000": "ConnectionRefusedError",
+        f"{webserver['ui']}:3000": "TimeoutError",  # its one listening address, on the ui network
+        "gateway:8080": "unresolvable",
+        "socket_proxy:2375": "unresolvable",
+    }
+    for other in others:
+        targets[f"{other}:4000"] = "unresolvable"
+        targets[f"{_addresses(stack, other)[other]}:4000"] = "TimeoutError"  # Docker drops it between networks
+
+    assert _connect(stack, location, *targets) == targets
+    out = stack.compose("exec", "-T", location, "python", "-c", GRAPHQL_PROBE).stdout
+    assert out.startswith("unreachable"), out
+
+
+def test_the_gateway_reaches_the_webserver_and_no_code_location(stack: Stack) -> None:
+    targets = {"webserver:3000": "open", **{f"{name}:4000": "unresolvable" for name in location_names()}}
+
+    assert _connect_from_gateway(stack, *targets) == targets
+
+
+def _connect_from_gateway(stack: Stack, *targets: str) -> dict[str, str]:
+    """The gateway image has no Python: bash's /dev/tcp, with timeout(1)."""
+    results = {}
+    for target in targets:
+        host, port = target.rsplit(":", 1)
+        if stack.compose("exec", "-T", "gateway", "getent", "hosts", host, check=False).returncode != 0:
+            results[target] = "unresolvable"
+            continue
+        probe = f"timeout 3 bash -c 'exec 3<>/dev/tcp/{host}/{port}'"
+        results[target] = (
+            "open"
+            if stack.compose("exec", "-T", "gateway", "sh", "-c", probe, check=False).returncode == 0
+            else "closed"
+        )
+    return results
+
+
+def test_the_sample_api_reaches_no_platform_service(stack: Stack) -> None:
+    targets = {
+        "webserver:3000": "ConnectionRefusedError",
+        "socket_proxy:2375": "unresolvable",
+        "gateway:8080": "unresolvable",
+    }
+
+    assert _connect(stack, "sample_api", *targets) == targets
+
+
 #: What a compromised code location can do with its own credentials: copy one of its
 #: runs with a stored container context asking for root and the host's /etc, and queue it.
 FORGED_RUN = """
@@ -398,3 +514,38 @@ def test_a_run_forged_by_a_code_location_is_refused_by_the_daemon(stack: Stack) 
     for container in containers.split():
         user = stack.docker("inspect", "--format", "{{.Config.User}}", container).stdout.strip()
         assert user == "10001:10001", "a run container started as another user"
+
+
+#: A compromised code location forging a run of *another* team's location (whose runs it can
+#: read in the shared storage), with a code pointer to a file of its own: its payload would
+#: then run in that team's image and network.
+FORGED_FOREIGN_RUN = """
+import sys, uuid
+import dagster as dg
+from dagster._core.code_pointer import FileCodePointer
+instance = dg.DagsterInstance.get()
+template = instance.get_run_by_id(sys.argv[1])
+origin = template.job_code_origin
+payload = FileCodePointer(python_file="/opt/dagster/storage/payload.py", fn_name="defs", working_directory="/tmp")
+tags = {k: v for k, v in template.tags.items() if k != "docker/container_id"}  # set again if one starts
+forged = template._replace(
+    run_id=str(uuid.uuid4()), status=dg.DagsterRunStatus.QUEUED, tags={**tags, "forged": "1"},
+    job_code_origin=origin._replace(repository_origin=origin.repository_origin._replace(code_pointer=payload)),
+)
+instance.add_run(forged)
+print(forged.run_id)
+"""
+
+
+def test_a_run_forged_for_another_team_s_location_is_refused(stack: Stack) -> None:
+    theirs = stack.wait_for_run(stack.launch("sources_job", "modular_assets"))
+    assert theirs["status"] == "SUCCESS"
+
+    out = stack.compose("exec", "-T", "simple_ops", "python", "-c", FORGED_FOREIGN_RUN, theirs["runId"]).stdout
+    forged = stack.wait_for_run(out.strip().splitlines()[-1], timeout=120)
+
+    assert forged["status"] == "FAILURE"
+    text = stack.failure_text(forged)
+    assert "Run launch refused by PolicyDockerRunLauncher" in text, text[-2000:]
+    assert "/opt/dagster/storage/payload.py" in text and "code location 'modular_assets' serves" in text
+    assert "docker/container_id" not in {tag["key"] for tag in forged["tags"]}  # no container was created

@@ -1,10 +1,13 @@
 """A third team's location, scaffolded in a copy of the repo by `make new-location`, joins the running stack.
 
-Last in the suite (it changes the stack): the copy's webserver and daemon (which
-mount the copy's workspace.yaml) and the new code server are brought up in the
-same compose project; the new location loads beside the other two and its job
-succeeds in its own image. Afterwards the stack is put back as this checkout
-defines it, which also removes the third code server.
+Last in the suite (it changes the stack): the copy's stack is brought up in the
+same compose project, as `make up` would after `make new-location`. That starts
+the new code server and recreates what changed with it: the webserver and daemon
+(the copy's workspace.yaml) and the services that join the new location's network
+or mount its IO volume (Postgres, the sample API, the storage janitor). The new
+location loads beside the other two and its job succeeds in its own image, on its
+own network. Afterwards the stack is put back as this checkout defines it, which
+also removes the third code server.
 """
 
 from __future__ import annotations
@@ -34,20 +37,11 @@ def grown(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
     grown = dataclasses.replace(stack, root=root, overrides=(e2e_override,))
     try:
         grown.compose("build", NAME, timeout=900)
-        grown.up(NAME, "webserver", "daemon")
+        grown.up()
         yield grown
     finally:
         stack.compose(
-            "up",
-            "--detach",
-            "--no-build",
-            "--remove-orphans",
-            "--wait",
-            "--wait-timeout",
-            "180",
-            "webserver",
-            "daemon",
-            timeout=300,
+            "up", "--detach", "--no-build", "--remove-orphans", "--wait", "--wait-timeout", "180", timeout=300
         )
 
 

@@ -124,13 +124,8 @@ def compose_config(scaffold: Scaffold, tmp_path_factory: pytest.TempPathFactory)
     if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode:
         pytest.skip("Docker Compose v2 is not available, so docker-compose.yml is not checked")
     workdir = tmp_path_factory.mktemp("compose")
-    (workdir / "htpasswd").touch()
     env_file = workdir / "env"
-    env_file.write_text(
-        "POSTGRES_PASSWORD=x\nDOCKER_GID=0\n"
-        f"GATEWAY_HTPASSWD_FILE={workdir / 'htpasswd'}\n"
-        f"{NAME.upper()}_SCHEDULE_CRON=15 4 * * *\n"
-    )
+    env_file.write_text(f"{NAME.upper()}_SCHEDULE_CRON=15 4 * * *\n")  # nothing else is required
     # Only what the docker CLI needs: no SOURCE_API_URL etc. from the calling shell.
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME") or k.startswith("DOCKER_")}
     result = subprocess.run(
@@ -178,6 +173,15 @@ def test_compose_runs_the_location_as_its_own_code_server(compose_config: dict[s
     assert environment["SCHEDULE_TIMEZONE"] == "UTC"
     assert service["depends_on"] == pattern["depends_on"]  # like the existing locations: after Postgres is healthy
     assert service["volumes"] == pattern["volumes"]  # the instance config, read-only
+    # Its own network, which the shared services join and no other location does.
+    assert set(service["networks"]) == {NAME} and NAME in compose_config["networks"]
+    for hub in ("postgres", "sample_api", "webserver", "daemon"):
+        assert NAME in services[hub]["networks"], hub
+    assert NAME not in services["modular_assets"]["networks"]
+    # Its own IO volume, which the storage janitor sweeps.
+    assert NAME in compose_config["volumes"]
+    janitor = services["storage_janitor"]["volumes"]
+    assert any(v["source"] == NAME and v["target"] == f"/opt/dagster/io/{NAME}" for v in janitor)
 
 
 def test_dagster_loads_the_module_named_in_its_pyproject(scaffold: Scaffold) -> None:
@@ -236,6 +240,7 @@ def test_running_it_again_refuses_and_changes_nothing(scaffold: Scaffold) -> Non
         ("pandas", "uv.lock: has a package named pandas"),
         ("json", "standard-library module"),
         ("Billing-Reports", "snake_case"),
+        ("ui", "one of the platform's networks"),
     ],
 )
 def test_a_name_that_is_taken_or_invalid_is_refused_with_the_reason(scaffold: Scaffold, name: str, reason: str) -> None:

@@ -5,8 +5,9 @@
 
 Creates code_locations/<name>/ from the templates in templates/new_location/
 and edits two hand-maintained files: workspace.yaml (the one list of code
-locations) and docker-compose.yml (the location's code server: a few lines
-merging the ``*code-location`` anchor). The uv workspace picks the folder up by
+locations) and docker-compose.yml (the location's code server, a few lines
+merging the ``*code-location`` anchor; its entry in ``x-locations``, which names its
+network and IO volume; and that volume's mount in the storage janitor). The uv workspace picks the folder up by
 its glob, the image build by its LOCATION build argument, and everything else
 (make check, make dev, the tests, the bench) reads workspace.yaml. `make
 new-location` then runs `uv lock`, which adds the project to uv.lock.
@@ -39,6 +40,12 @@ NAME = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 TEAM = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*$")
 PLACEHOLDER = re.compile(r"\{\{([a-z_]+)\}\}")
 CODE_LOCATION_MERGE = re.compile(r"^\s*<<:\s*\*code-location\s*(#.*)?$")
+#: The compose anchor with one entry per location: its network and its IO volume are named like it.
+LOCATIONS_ANCHOR = "x-locations"
+#: The storage janitor's volumes: it mounts each location's IO volume to sweep it.
+JANITOR_VOLUMES = ["services", "storage_janitor", "volumes"]
+#: The platform's own networks in docker-compose.yml: a location's network must not take their name.
+PLATFORM_NETWORKS = frozenset({"control", "docker_api", "ui", "default"})
 
 #: Generated files: path in the new location (``{name}`` is filled in) -> template file.
 LOCATION_FILES: Mapping[str, str] = {
@@ -107,6 +114,12 @@ def validate(location: Location) -> None:
             f"{location.name!r} is a Python keyword or standard-library module, and the location's "
             "package would shadow it; choose another name, e.g. billing_reports"
         )
+    if location.name in PLATFORM_NETWORKS:
+        raise ScaffoldError(
+            f"{location.name!r} is the name of one of the platform's networks "
+            f"({', '.join(sorted(PLATFORM_NETWORKS))}), and the location's network is named like "
+            "the location; choose another name, e.g. billing_reports"
+        )
     if not TEAM.match(location.team):
         raise ScaffoldError(
             f"{location.team!r} is not a valid team name: use lower-case letters and digits, "
@@ -163,9 +176,15 @@ def edit_workspace(root: Path, location: Location) -> str:
     return text
 
 
+def janitor_mount(name: str) -> str:
+    """The storage janitor's volume entry for a location's IO volume."""
+    return f"- {name}:/opt/dagster/io/{name}"
+
+
 def edit_compose(root: Path, location: Location) -> str:
-    """docker-compose.yml with the location's code server after the last one (a service merging ``*code-location``)."""
-    text = read(root, COMPOSE)
+    """docker-compose.yml with the location's network, and its code server after the last one (a service merging ``*code-location``)."""
+    text = yaml_append(read(root, COMPOSE), [LOCATIONS_ANCHOR], f"{location.name}: {{}}", path=COMPOSE)
+    text = yaml_append(text, JANITOR_VOLUMES, janitor_mount(location.name), path=COMPOSE)
     code_locations = compose_services(text, merging=CODE_LOCATION_MERGE)
     if not code_locations:
         raise AnchorError(f"{COMPOSE}: no service merges *code-location, so it is unclear where the new one goes")

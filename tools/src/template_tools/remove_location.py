@@ -22,9 +22,12 @@ from template_tools.locations import ROOT, WORKSPACE, parse_workspace
 from template_tools.new_location import (
     CODE_LOCATION_MERGE,
     COMPOSE,
+    JANITOR_VOLUMES,
+    LOCATIONS_ANCHOR,
     Change,
     ScaffoldError,
     apply,
+    janitor_mount,
     read,
     registered,
 )
@@ -51,6 +54,10 @@ def plan(root: Path, name: str) -> tuple[list[Change], Path | None]:
             path=WORKSPACE,
         )
         compose = remove_block(read(root, COMPOSE), ["services", name], path=COMPOSE)
+        compose = remove_block(compose, [LOCATIONS_ANCHOR, name], path=COMPOSE)
+        compose = remove_list_items(
+            compose, JANITOR_VOLUMES, lambda item: item.strip() == janitor_mount(name), path=COMPOSE
+        )
     except AnchorError as error:
         raise ScaffoldError(f"{error}. Nothing was changed.") from None
     if name in [entry.name for entry in parse_workspace(workspace)] or name in compose_services(compose):

@@ -22,7 +22,6 @@ from typing import Any, ClassVar, TypeVar
 import requests
 from dagster_graphql import DagsterGraphQLClient
 
-from template_tools.init_env import sha512_crypt  # the same hashing `make env` uses
 from template_tools.locations import ROOT, location_names
 
 T = TypeVar("T")
@@ -110,16 +109,13 @@ class Stack:
         return location_names(self.root)
 
     def write_env_file(self, extra: dict[str, str]) -> None:
-        """The env file: random secrets (the UI user's hash in an htpasswd file beside it), this
-        stack's gateway port and image tag, and ``extra``."""
-        htpasswd = self.workdir / "htpasswd"
-        htpasswd.write_text(f"{self.user}:{sha512_crypt(self.password)}\n")
-        htpasswd.chmod(0o644)
+        """The env file: random secrets (which the stack's init service applies, as it does a
+        .env's), this stack's gateway port and image tag, and ``extra``."""
         settings = {
             "POSTGRES_PASSWORD": self.postgres_password,
-            "DOCKER_GID": str(os.stat("/var/run/docker.sock").st_gid),
+            "DAGSTER_UI_USER": self.user,
+            "DAGSTER_UI_PASSWORD": self.password,
             "GATEWAY_PORT": str(self.port),
-            "GATEWAY_HTPASSWD_FILE": str(htpasswd),
             "DAGSTER_IMAGE_TAG": self.image_tag,
             **extra,
         }

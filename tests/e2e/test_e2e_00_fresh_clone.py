@@ -1,0 +1,81 @@
+"""A fresh clone with no .env: `docker compose up` alone gives a working, secured deployment.
+
+Runs first, on its own stack (the suite's shared one starts after it): a copy of the
+tracked files, under the project name compose derives from the folder, with an env
+file that sets only the gateway's port (the default 3000 may be taken on this host).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from template_tools.scaffolding import copy_repo
+from template_tools.stack import Stack, wait_for
+
+
+@pytest.fixture(scope="module")
+def bare(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    project = f"fresh-clone-{secrets.token_hex(3)}"
+    clone = copy_repo(tmp_path_factory.mktemp("clone") / project)
+    assert not (clone / ".env").exists()
+    stack = Stack(project=project, workdir=clone.parent, root=clone, user="admin", password="")
+    stack.env_file.write_text(f"GATEWAY_PORT={stack.port}\n")
+    try:
+        stack.compose("up", "--detach", "--wait", "--wait-timeout", "600", timeout=1800)
+        # What the README tells a new user to read for the login.
+        log = stack.compose("logs", "--no-log-prefix", "init").stdout
+        login = re.search(r"login: user (\S+), password (\S+) \(generated", log)
+        assert login and f"Dagster UI: http://127.0.0.1:{stack.port}/" in log, log
+        stack.user, stack.password = login.groups()
+        yield stack
+    finally:
+        stack.compose("down", "--volumes", "--timeout", "5", check=False)
+        stack.docker("volume", "rm", f"{project}_exports", check=False)  # made by the run containers
+        images = stack.docker("images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", f"reference={project}-*")
+        for image in images.stdout.split():
+            stack.docker("image", "rm", image, check=False)
+
+
+def test_the_login_init_printed_opens_the_ui(bare: Stack) -> None:
+    assert bare.user == "admin" and len(bare.password) >= 12
+    assert requests.get(f"{bare.url}/server_info", timeout=10).status_code == 401
+    assert requests.get(f"{bare.url}/server_info", auth=bare.auth, timeout=10).status_code == 200
+    wait_for(bare.all_locations_loaded, timeout=120, interval=0.5, what="every code location loaded")
+
+
+def test_a_job_runs_in_its_own_container(bare: Stack) -> None:
+    """The daemon launches through the socket proxy, which found the socket's group itself."""
+    run = bare.wait_for_run(bare.launch("data_extraction_job", "simple_ops"), timeout=180)
+
+    assert run["status"] == "SUCCESS", bare.failure_text(run)
+
+
+def test_the_generated_secrets_are_only_where_they_are_needed(bare: Stack) -> None:
+    # The gateway reads the users' hashes, not the generated password.
+    shown = bare.compose("exec", "-T", "gateway", "cat", "/run/ui-secrets/initial_login", check=False)
+    assert shown.returncode != 0 and "Permission denied" in shown.stderr
+    for service in ("simple_ops", "modular_assets", "webserver", "daemon"):
+        mounted = bare.compose("exec", "-T", service, "ls", "/run/ui-secrets", check=False)
+        assert mounted.returncode != 0, f"{service} can see the UI's secrets"
+    # The Postgres role's password came from the init service, not from .env.
+    password = bare.compose("exec", "-T", "webserver", "cat", "/run/dagster-secrets/postgres_password").stdout
+    assert len(password.strip()) >= 24
+    env = bare.compose("exec", "-T", "webserver", "printenv", "DAGSTER_PG_PASSWORD", check=False).stdout
+    assert env.strip() == ""
+
+
+def test_the_only_published_port_is_the_gateway_s_on_loopback(bare: Stack) -> None:
+    published = {
+        service["Service"]: publisher
+        for service in bare.services()
+        for publisher in service.get("Publishers") or []
+        if publisher.get("PublishedPort")
+    }
+
+    assert list(published) == ["gateway"]
+    assert published["gateway"]["URL"] == "127.0.0.1" and published["gateway"]["PublishedPort"] == bare.port
