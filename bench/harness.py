@@ -102,20 +102,6 @@ class BenchStack(Stack):
         return f"{self.project}-{name}:{self.image_tag}"
 
     # --- life cycle ---------------------------------------------------------------------
-    def down(self) -> None:
-        """Remove everything of the project: run containers, services, network and volumes.
-
-        The exports volume is removed by name: only run containers mount it (and the `tools`
-        profile), so Docker creates it on the first run, unlabeled, and `down --volumes` skips it.
-        """
-        runs = self.docker(
-            "ps", "-aq", "--filter", f"label=com.dagster-template.project={self.project}", check=False
-        ).stdout.split()
-        if runs:
-            self.docker("rm", "--force", *runs, check=False)
-        self.compose("down", "--volumes", "--remove-orphans", "--timeout", "5", check=False)
-        self.docker("volume", "rm", "--force", f"{self.project}_exports", check=False)
-
     def cold_start(self) -> ColdStart:
         """`down -v`, then time `up` until every service is healthy and both locations are loaded."""
         self.down()

@@ -48,7 +48,7 @@ def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
     workdir.mkdir(parents=True)
     stack = Stack(project=os.environ.get("E2E_PROJECT", "dagster-e2e"), workdir=workdir, overrides=(E2E_COMPOSE,))
     stack.write_env()
-    stack.compose("down", "--volumes", "--remove-orphans", check=False)  # leftovers of an aborted run
+    stack.down()  # leftovers of an aborted run
     failed = True
     try:
         stack.compose("build", timeout=1200)
@@ -62,4 +62,4 @@ def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
             (ARTIFACTS / "e2e-diagnostics.txt").write_text(report)
             print("\n===== e2e diagnostics =====\n" + report, file=sys.__stderr__)
         if not os.environ.get("E2E_KEEP_STACK"):
-            stack.compose("down", "--volumes", "--remove-orphans", "--timeout", "5", check=False)
+            stack.down()

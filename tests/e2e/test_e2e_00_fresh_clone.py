@@ -34,8 +34,7 @@ def bare(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         stack.user, stack.password = login.groups()
         yield stack
     finally:
-        stack.compose("down", "--volumes", "--timeout", "5", check=False)
-        stack.docker("volume", "rm", f"{project}_exports", check=False)  # made by the run containers
+        stack.down()
         images = stack.docker("images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", f"reference={project}-*")
         for image in images.stdout.split():
             stack.docker("image", "rm", image, check=False)

@@ -43,6 +43,7 @@ def grown(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
         stack.compose(
             "up", "--detach", "--no-build", "--remove-orphans", "--wait", "--wait-timeout", "180", timeout=300
         )
+        stack.docker("volume", "rm", f"{stack.project}_{NAME}", check=False)  # its IO volume
 
 
 def test_the_new_location_loads_beside_the_others(grown: Stack) -> None:

@@ -180,6 +180,20 @@ class Stack:
             timeout=timeout + 60,
         )
 
+    def down(self) -> None:
+        """Remove everything of the project: run containers, services, network and volumes.
+
+        The exports volume is removed by name: only run containers mount it (and the `tools`
+        profile), so Docker creates it on the first run, unlabeled, and `down --volumes` skips it.
+        """
+        runs = self.docker(
+            "ps", "-aq", "--filter", f"label=com.dagster-template.project={self.project}", check=False
+        ).stdout.split()
+        if runs:
+            self.docker("rm", "--force", *runs, check=False)
+        self.compose("down", "--volumes", "--remove-orphans", "--timeout", "5", check=False)
+        self.docker("volume", "rm", "--force", f"{self.project}_exports", check=False)
+
     def services(self) -> list[dict[str, Any]]:
         """`docker compose ps` of the running services, as dicts."""
         out = self.compose("ps", "--format", "json").stdout
