@@ -56,9 +56,28 @@ up: ## build and start the stack; return when every service is healthy, and prin
 	  echo "make up: the stack did not become healthy (see the logs above)" >&2; exit 1; }
 	@$(INIT) access
 
+# The compose project's name, and its run containers: the daemon starts those, so compose
+# does not know them (the launcher labels them with the project).
+PROJECT = $(shell $(COMPOSE) config --format json | $(PYTHON) -c 'import json, sys; print(json.load(sys.stdin)["name"])')
+STOP_RUNS = runs=$$(docker ps --all --quiet --filter label=com.dagster-template.project=$(PROJECT)); \
+	if [ -n "$$runs" ]; then echo "stopping the run containers of $(PROJECT)"; \
+	  docker stop $$runs >/dev/null; docker rm --force $$runs >/dev/null 2>&1 || true; fi
+
 .PHONY: down
-down: ## stop the stack (volumes, i.e. run history and exports, are kept)
+down: ## stop the stack and its runs (volumes, i.e. run history and exports, are kept)
+	@$(STOP_RUNS)
 	$(COMPOSE) down --remove-orphans
+
+.PHONY: clean
+clean: ## delete everything of the stack, volumes included (asks first; FORCE=1 does not)
+	@if [ "$(FORCE)" != 1 ]; then \
+	  read -r -p "make clean: delete the containers, volumes (run history, exports, secrets) and networks of $(PROJECT)? [y/N] " answer; \
+	  [ "$$answer" = y ] || { echo "make clean: nothing was deleted" >&2; exit 1; }; fi
+	@$(STOP_RUNS)
+	$(COMPOSE) --profile '*' down --volumes --remove-orphans
+	@# Created by Docker for the first run container, unlabelled: compose does not remove it.
+	@docker volume rm --force $(PROJECT)_exports >/dev/null
+	@echo "make clean: $(PROJECT) is gone (its images are kept; docker image prune removes unused ones)"
 
 .PHONY: logs
 logs: ## follow the logs of every service

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -78,3 +79,52 @@ def test_the_only_published_port_is_the_gateway_s_on_loopback(bare: Stack) -> No
 
     assert list(published) == ["gateway"]
     assert published["gateway"]["URL"] == "127.0.0.1" and published["gateway"]["PublishedPort"] == bare.port
+
+
+def _make(stack: Stack, target: str, *args: str, answer: str = "") -> subprocess.CompletedProcess[str]:
+    """`make <target>` in the clone, against this stack's env file (compose names the project after the folder)."""
+    compose = f"COMPOSE=docker compose --env-file {stack.env_file}"
+    return subprocess.run(
+        ["make", "--no-print-directory", target, compose, *args],
+        cwd=stack.root,
+        input=answer,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def _leftovers(stack: Stack) -> dict[str, list[str]]:
+    project = f"label=com.docker.compose.project={stack.project}"
+    return {
+        "containers": stack.docker("ps", "--all", "--quiet", "--filter", project).stdout.split(),
+        "runs": stack.docker(
+            "ps", "--all", "--quiet", "--filter", f"label=com.dagster-template.project={stack.project}"
+        ).stdout.split(),
+        "volumes": [
+            name
+            for name in stack.docker("volume", "ls", "--quiet").stdout.split()
+            if name.startswith(f"{stack.project}_")
+        ],
+        "networks": stack.docker("network", "ls", "--quiet", "--filter", project).stdout.split(),
+    }
+
+
+def test_make_down_stops_the_runs_and_make_clean_asks_then_removes_everything(bare: Stack) -> None:
+    """Last: it takes this module's stack down. A run is in flight (the source API is slowed)."""
+    bare.sample_api("POST", "/__admin/config", {"latency_ms": 60000})
+    run_id = bare.launch("data_extraction_job", "simple_ops")
+    wait_for(lambda: _leftovers(bare)["runs"], timeout=120, interval=0.5, what=f"the container of run {run_id}")
+
+    down = _make(bare, "down")
+    assert down.returncode == 0, down.stderr
+    left = _leftovers(bare)
+    assert left["containers"] == left["runs"] == [] and left["volumes"], left  # the data stays
+
+    refused = _make(bare, "clean", answer="n\n")
+    assert refused.returncode != 0 and "nothing was deleted" in refused.stderr
+    assert _leftovers(bare)["volumes"] == left["volumes"]
+
+    cleaned = _make(bare, "clean", "FORCE=1")
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert _leftovers(bare) == {"containers": [], "runs": [], "volumes": [], "networks": []}
