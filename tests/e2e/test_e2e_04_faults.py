@@ -83,6 +83,24 @@ def test_a_run_whose_worker_dies_is_failed_by_monitoring_and_retried(stack: Stac
     _report("run worker killed -> retry SUCCESS", time.monotonic() - killed)
 
 
+def test_a_run_past_its_time_limit_is_stopped_and_failed(stack: Stack) -> None:
+    """The platform's limit is DAGSTER_MAX_RUN_SECONDS; a job's dagster/max_runtime tag replaces it."""
+    stack.sample_api("POST", "/__admin/config", {"latency_ms": 30000})  # the run would take minutes
+    try:
+        tags = {"dagster/max_runtime": "5", "dagster/max_retries": "0"}
+        run_id = stack.launch("data_extraction_job", "simple_ops", tags=tags)
+        wait_for(lambda: _run_container_ids(stack), timeout=60, interval=0.5, what="the run container")
+        started = time.monotonic()
+        run = stack.wait_for_run(run_id, timeout=90)
+        _report("max_runtime 5 s: container up -> run ended", time.monotonic() - started)
+    finally:
+        stack.sample_api("POST", "/__admin/reset")
+
+    assert run["status"] in ("FAILURE", "CANCELED"), run["status"]
+    assert "maximum runtime of 5 seconds" in stack.failure_text(run)
+    wait_for(lambda: not _run_container_ids(stack), timeout=60, interval=0.5, what="the run container to be gone")
+
+
 def test_a_code_server_crash_mid_run_spares_the_run_and_the_other_team(stack: Stack) -> None:
     stack.sample_api("POST", "/__admin/config", {"latency_ms": 2000})
     try:

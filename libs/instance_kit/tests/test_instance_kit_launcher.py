@@ -451,6 +451,7 @@ def instance(
         "mem_limit": "256m",
         "pids_limit": 64,
         "labels": {"launcher-test.id": uid},
+        "max_runtime_seconds": 3600,
         "container_kwargs": {"tmpfs": {"/tmp": "rw,noexec,nosuid,size=16m"}},
     }
     overrides = {
@@ -619,6 +620,19 @@ def test_a_run_within_the_policy_starts_with_the_platform_settings(
     assert attrs["Config"]["Labels"]["dagster/run_id"] == run.run_id
     after = reload(instance, run.run_id)
     assert after.tags["docker/container_id"] == container.id
+    assert after.tags["dagster/max_runtime"] == "3600"  # the platform's limit, for run monitoring
+
+
+def test_a_job_s_own_time_limit_is_kept(
+    instance: dg.DagsterInstance, workspace: BaseWorkspaceRequestContext, docker_client: docker.DockerClient, uid: str
+) -> None:
+    run = stored_run(instance, *genuine_origins(workspace, "simple_ops", "a_job"))
+    instance.add_run_tags(run.run_id, {"dagster/max_runtime": "60"})
+
+    launch(instance, reload(instance, run.run_id), workspace)
+
+    assert len(containers_of(docker_client, uid)) == 1
+    assert reload(instance, run.run_id).tags["dagster/max_runtime"] == "60"
 
 
 def test_a_run_claiming_another_location_with_its_own_code_is_refused_naming_both(

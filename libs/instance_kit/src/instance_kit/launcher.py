@@ -63,7 +63,7 @@ import dagster._check as check
 import yaml
 from dagster._core.errors import DagsterInvalidConfigError, DagsterUserCodeUnreachableError
 from dagster._core.launcher import LaunchRunContext, ResumeRunContext
-from dagster._core.storage.tags import DOCKER_IMAGE_TAG, MAX_RETRIES_TAG
+from dagster._core.storage.tags import DOCKER_IMAGE_TAG, MAX_RETRIES_TAG, MAX_RUNTIME_SECONDS_TAG
 from dagster._grpc.types import ExecuteRunArgs, ResumeRunArgs
 from dagster._serdes.config_class import ConfigurableClassData
 from dagster._utils.merger import merge_dicts
@@ -415,6 +415,14 @@ POLICY_CONFIG_SCHEMA = merge_dicts(
             is_required=False,
             description="Labels of every run container.",
         ),
+        "max_runtime_seconds": dg.Field(
+            dg.IntSource,
+            default_value=0,
+            description=(
+                "Time limit of a run that sets no dagster/max_runtime tag of its own, enforced by run "
+                "monitoring (0: none). run_monitoring.max_runtime_seconds cannot come from an env var."
+            ),
+        ),
     },
 )
 
@@ -436,10 +444,12 @@ class PolicyDockerRunLauncher(DockerRunLauncher):
         user: str = DEFAULT_USER,
         volumes: Sequence[Mapping[str, str]] | None = None,
         labels: Mapping[str, str] | None = None,
+        max_runtime_seconds: int = 0,
         **docker_config: Any,
     ) -> None:
         super().__init__(inst_data=inst_data, **docker_config)
         self.locations_file = locations_file
+        self.max_runtime_seconds = max_runtime_seconds
         self.policy = LaunchPolicy(
             image_template=image_template,
             mem_limit=mem_limit,
@@ -498,6 +508,9 @@ class PolicyDockerRunLauncher(DockerRunLauncher):
             self._instance.add_run_tags(run.run_id, {MAX_RETRIES_TAG: "0"})
             self._instance.report_run_failed(run, message=message)
             return
+        if self.max_runtime_seconds > 0 and MAX_RUNTIME_SECONDS_TAG not in run.tags:
+            # Run monitoring reads the tag from storage on every check: the platform's default limit.
+            self._instance.add_run_tags(run.run_id, {MAX_RUNTIME_SECONDS_TAG: str(self.max_runtime_seconds)})
         super()._launch_container_with_command(run, self.policy.image_for(location or ""), list(command))
 
     def violations(
