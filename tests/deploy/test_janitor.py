@@ -68,3 +68,15 @@ def test_a_bad_retention_value_stops_with_a_clear_message() -> None:
     )
     assert result.returncode != 0
     assert "DAGSTER_STORAGE_RETENTION_DAYS must be a positive number, got 'two weeks'" in result.stderr
+
+
+def test_a_negative_run_retention_stops_with_a_clear_message() -> None:
+    result = subprocess.run(
+        [sys.executable, str(JANITOR), "--once"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DAGSTER_RUN_RETENTION_DAYS": "-1"},
+        timeout=30,
+    )
+    assert result.returncode != 0
+    assert "DAGSTER_RUN_RETENTION_DAYS must be zero or a positive number, got '-1'" in result.stderr

@@ -8,9 +8,11 @@ import functools
 import json
 import os
 import shutil
+import signal
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -55,6 +57,48 @@ def _run_container_ids(stack: Stack) -> list[str]:
     return stack.docker(
         "ps", "--quiet", "--filter", f"label=com.dagster-template.project={stack.project}"
     ).stdout.split()
+
+
+def _main_pid(stack: Stack, service: str) -> int:
+    """Host PID of the service's main process: the child of the container's init (docker-init)."""
+    init = str(_container(stack, service)["State"]["Pid"])
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if fields[1] == init:
+            children.append(int(stat.parent.name))
+    assert len(children) == 1, f"{service}: expected one child of its init, found {children}"
+    return children[0]
+
+
+@pytest.mark.parametrize("service", ["simple_ops", "webserver"])
+def test_a_hung_service_is_restarted_by_its_watchdog_and_the_other_team_carries_on(stack: Stack, service: str) -> None:
+    """SIGSTOP: the process is there but answers nothing, which Docker's restart policy ignores."""
+    before, other_team = _container(stack, service), _container(stack, "modular_assets")
+    hung = _main_pid(stack, service)
+    os.kill(hung, signal.SIGSTOP)
+    stopped = time.monotonic()
+    try:
+        if service == "simple_ops":  # the other team's runs go on meanwhile
+            other = stack.launch("all_assets_job", "modular_assets")
+            assert stack.wait_for_run(other)["status"] == "SUCCESS"
+        wait_for(
+            lambda: _container(stack, service)["RestartCount"] > before["RestartCount"] and _healthy(stack, service),
+            timeout=60,
+            interval=0.5,
+            what=f"{service} restarted and healthy",
+        )
+    finally:
+        if Path(f"/proc/{hung}").exists():
+            os.kill(hung, signal.SIGCONT)
+    recovered = time.monotonic() - stopped
+    _report(f"SIGSTOP {service} -> restarted and healthy", recovered)
+    assert recovered <= 30, f"{service} took {recovered:.0f} s to heal"
+    assert _container(stack, "modular_assets")["RestartCount"] == other_team["RestartCount"]  # not touched
+    wait_for(stack.all_locations_loaded, timeout=90, what="the UI to serve both locations again")
 
 
 def test_a_run_whose_worker_dies_is_failed_by_monitoring_and_retried(stack: Stack) -> None:
