@@ -87,6 +87,31 @@ logs: ## follow the logs of every service
 ps: ## the services and their health
 	$(COMPOSE) ps --all
 
+# One-shot runs of the backup service (deploy/postgres/backup.sh), with a folder of the host.
+BACKUP_RUN = $(COMPOSE) run --rm --no-deps -T
+
+.PHONY: backup
+backup: ## write a backup (database + exports) to ./backups/<time>/
+	@mkdir -p backups
+	@$(BACKUP_RUN) --user "$$(id -u):$$(id -g)" -v "$(CURDIR)/backups:/out" backup once /out \
+	  | sed "s#^/out/#make backup: wrote backups/#"
+
+.PHONY: restore
+restore: ## replace the database and exports with a backup: make restore BACKUP=backups/<time>
+	@test -n "$(BACKUP)" || { echo "usage: make restore BACKUP=backups/<time>   (or BACKUP=daily/<time>: the backup service's)" >&2; exit 2; }
+	@case "$(BACKUP)" in \
+	  daily/*) mount="backups:/in:ro"; path="/in/$(patsubst daily/%,%,$(BACKUP))" ;; \
+	  *) test -d "$(BACKUP)" || { echo "make restore: no backup at $(BACKUP)" >&2; exit 1; }; \
+	     mount="$(abspath $(BACKUP)):/in:ro"; path=/in ;; \
+	esac; \
+	run="$(BACKUP_RUN) --user 10001:10001 -v $$mount backup"; \
+	$$run verify "$$path" "$(BACKUP)" && \
+	echo "make restore: stopping everything but Postgres" && \
+	$(STOP_RUNS) && \
+	$(COMPOSE) stop $$($(COMPOSE) config --services | grep -vxE 'postgres|init|postgres_roles') && \
+	$$run restore "$$path" "$(BACKUP)"
+	@$(MAKE) --no-print-directory up
+
 .PHONY: exports
 exports: ## copy the exported CSVs from the stack's volume to ./exports (as your user)
 	@mkdir -p exports

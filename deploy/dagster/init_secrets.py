@@ -12,6 +12,10 @@ It writes two volumes, each mounted only where it is needed:
   ``$UI_SECRETS_DIR/initial_login``: the generated login of the first UI user
   (mode 0600, readable by this service only), until that password is changed.
 
+It also gives the folders in ``DAGSTER_OWNED_DIRS`` (the exports volume) to the runs'
+user, ``DAGSTER_UID``: a volume that compose creates is owned by root, and the runs,
+and a restore of a backup, write there as that user.
+
 Settings from the environment (``.env``) win: ``POSTGRES_PASSWORD`` sets the role's
 password (``postgres_roles`` applies a change to an existing volume), and
 ``DAGSTER_UI_USER`` with ``DAGSTER_UI_PASSWORD`` sets that user's. Without them,
@@ -153,6 +157,17 @@ def access() -> str:
     return f"Dagster UI: {url}\n  login: {login}"
 
 
+def own_dirs() -> list[str]:
+    """Give each folder of DAGSTER_OWNED_DIRS to DAGSTER_UID (only the folder itself); the ones changed."""
+    uid = int(os.environ.get("DAGSTER_UID", "10001"))
+    changed = []
+    for folder in filter(None, os.environ.get("DAGSTER_OWNED_DIRS", "").split(":")):
+        if os.stat(folder).st_uid != uid:
+            os.chown(folder, uid, uid)
+            changed.append(folder)
+    return changed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command")
@@ -171,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
             print(access())
         else:
             print(f"init: Postgres password {ensure_postgres_password()}; UI login {ensure_ui_login()}")
+            for folder in own_dirs():
+                print(f"init: {folder} now belongs to the runs' user")
             print(access())
     except (SecretsError, OSError) as error:
         print(f"init: {error}", file=sys.stderr)

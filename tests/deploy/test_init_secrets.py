@@ -3,6 +3,7 @@ that stand in for its volumes: what it generates, keeps, takes from .env, and re
 
 from __future__ import annotations
 
+import os
 import re
 import stat
 import subprocess
@@ -150,3 +151,17 @@ def test_a_malformed_htpasswd_line_is_named_and_nothing_changes(volumes: Volumes
     assert result.returncode == 1
     assert f"{volumes.ui / 'htpasswd'}, line 2, is not 'user:$hash'" in result.stderr
     assert volumes.files() == stored
+
+
+def test_the_owned_folders_are_given_to_the_runs_user(volumes: Volumes, tmp_path: Path) -> None:
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    if os.getuid() != 0:
+        pytest.skip("giving a folder to another user needs root (as the init service runs)")
+
+    first = volumes.run(DAGSTER_OWNED_DIRS=str(exports), DAGSTER_UID="10001")
+    again = volumes.run(DAGSTER_OWNED_DIRS=str(exports), DAGSTER_UID="10001")
+
+    assert first.returncode == 0 and f"{exports} now belongs to the runs' user" in first.stdout
+    assert (exports.stat().st_uid, exports.stat().st_gid) == (10001, 10001)
+    assert "now belongs" not in again.stdout  # already the runs' user's

@@ -20,7 +20,16 @@ import requests
 from template_tools.locations import location_names
 from template_tools.stack import Stack, wait_for
 
-LONG_RUNNING = ["postgres", "sample_api", *location_names(), "daemon", "webserver", "gateway", "storage_janitor"]
+LONG_RUNNING = [
+    "postgres",
+    "sample_api",
+    *location_names(),
+    "daemon",
+    "webserver",
+    "gateway",
+    "storage_janitor",
+    "backup",
+]
 
 
 def _report(what: str, seconds: float) -> None:
