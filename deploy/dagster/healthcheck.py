@@ -56,10 +56,10 @@ def check_code_server(port: int) -> str | None:
     return None
 
 
-def check_webserver(url: str) -> str | None:
+def check_webserver(url: str, timeout: float = TIMEOUT_SECONDS) -> str | None:
     """None when the webserver's /server_info answers 200."""
     try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as response:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
             return None if response.status == 200 else f"{url} answered {response.status}"
     except OSError as exc:
         return f"{url}: {exc}"

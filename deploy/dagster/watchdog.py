@@ -28,9 +28,9 @@ import signal
 import socket
 import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 INTERVAL_SECONDS = float(os.environ.get("DAGSTER_WATCHDOG_INTERVAL", "2"))
 TIMEOUT_SECONDS = 3.0
@@ -56,12 +56,14 @@ def grpc_answers(port: int, host: str = "127.0.0.1") -> str | None:
     return None
 
 
-def http_answers(url: str) -> str | None:
-    try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as response:
-            return None if response.status == 200 else f"{url} answered {response.status}"
-    except OSError as error:
-        return f"{url}: {error}"
+def _healthcheck() -> Any:
+    """healthcheck.py beside this file: its webserver and daemon checks (it imports grpc and
+    psycopg2 only inside the checks that need them)."""
+    spec = importlib.util.spec_from_file_location("healthcheck", Path(__file__).with_name("healthcheck.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def check_for(kind: str) -> Callable[[], str | None]:
@@ -72,15 +74,12 @@ def check_for(kind: str) -> Callable[[], str | None]:
         host = os.environ.get("WEBSERVER_HOST", "127.0.0.1")
         url = f"http://{host}:{os.environ.get('WEBSERVER_PORT', '3000')}"
         prefix = os.environ.get("DAGSTER_WEBSERVER_PATH_PREFIX", "").rstrip("/")
-        return lambda: http_answers(f"{url}{prefix}/server_info")
+        check_webserver = _healthcheck().check_webserver
+        return lambda: check_webserver(f"{url}{prefix}/server_info", TIMEOUT_SECONDS)
     if kind == "daemon":
-        # healthcheck.py beside this file (psycopg2: only the daemon's watchdog imports it).
-        spec = importlib.util.spec_from_file_location("healthcheck", Path(__file__).with_name("healthcheck.py"))
-        assert spec is not None and spec.loader is not None
-        healthcheck = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(healthcheck)
         tolerance = float(os.environ.get("DAGSTER_DAEMON_HEARTBEAT_TOLERANCE", "90"))
-        return lambda: healthcheck.check_daemon(tolerance)
+        check_daemon = _healthcheck().check_daemon
+        return lambda: check_daemon(tolerance)
     raise SystemExit(f"watchdog: unknown kind {kind!r}: use code-server, webserver or daemon")
 
 

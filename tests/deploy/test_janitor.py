@@ -9,6 +9,8 @@ import sys
 import uuid
 from pathlib import Path
 
+import pytest
+
 JANITOR = Path(__file__).resolve().parents[2] / "deploy" / "dagster" / "janitor.py"
 spec = importlib.util.spec_from_file_location("janitor", JANITOR)
 assert spec is not None and spec.loader is not None
@@ -58,25 +60,20 @@ def test_a_folder_with_a_recent_file_is_kept(tmp_path: Path) -> None:
     assert janitor.sweep(tmp_path, retention_seconds=14 * DAY, now=now) == []
 
 
-def test_a_bad_retention_value_stops_with_a_clear_message() -> None:
-    result = subprocess.run(
-        [sys.executable, str(JANITOR)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "DAGSTER_STORAGE_RETENTION_DAYS": "two weeks"},
-        timeout=30,
-    )
-    assert result.returncode != 0
-    assert "DAGSTER_STORAGE_RETENTION_DAYS must be a positive number, got 'two weeks'" in result.stderr
-
-
-def test_a_negative_run_retention_stops_with_a_clear_message() -> None:
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("DAGSTER_STORAGE_RETENTION_DAYS", "two weeks", "must be a positive number, got 'two weeks'"),
+        ("DAGSTER_RUN_RETENTION_DAYS", "-1", "must be zero or a positive number, got '-1'"),
+    ],
+)
+def test_a_bad_retention_value_stops_with_a_clear_message(name: str, value: str, message: str) -> None:
     result = subprocess.run(
         [sys.executable, str(JANITOR), "--once"],
         capture_output=True,
         text=True,
-        env={**os.environ, "DAGSTER_RUN_RETENTION_DAYS": "-1"},
+        env={**os.environ, name: value},
         timeout=30,
     )
     assert result.returncode != 0
-    assert "DAGSTER_RUN_RETENTION_DAYS must be zero or a positive number, got '-1'" in result.stderr
+    assert f"{name} {message}" in result.stderr

@@ -54,8 +54,9 @@ def web_server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    answers = watchdog._healthcheck().check_webserver
     wait_for(
-        lambda: watchdog.http_answers(f"http://127.0.0.1:{port}/server_info") is None,
+        lambda: answers(f"http://127.0.0.1:{port}/server_info") is None,
         timeout=30,
         interval=0.1,
         what="the HTTP server",

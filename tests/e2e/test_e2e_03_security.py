@@ -10,6 +10,7 @@ import json
 import subprocess
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 import requests
@@ -471,36 +472,53 @@ def test_the_sample_api_reaches_no_platform_service(stack: Stack) -> None:
     assert _connect(stack, "sample_api", *targets) == targets
 
 
-#: What a compromised code location can do with its own credentials: copy one of its
-#: runs with a stored container context asking for root and the host's /etc, and queue it.
+#: What a compromised code location can do with its own credentials: copy a run (its own, or
+#: another team's: every run is readable in the shared storage), change one field of its code
+#: origin (argv[2]) and queue it for the daemon.
 FORGED_RUN = """
 import sys, uuid
 import dagster as dg
+from dagster._core.code_pointer import FileCodePointer
 instance = dg.DagsterInstance.get()
 template = instance.get_run_by_id(sys.argv[1])
 origin = template.job_code_origin
-evil = {"docker": {"container_kwargs": {"user": "0", "privileged": True,
-                                         "volumes": {"/etc": {"bind": "/host_etc", "mode": "ro"}}}}}
+forgeries = {
+    # Root, privileged, and the host's /etc.
+    "container_context": {"docker": {"container_kwargs": {
+        "user": "0", "privileged": True, "volumes": {"/etc": {"bind": "/host_etc", "mode": "ro"}}}}},
+    # A file of the attacker's, to run in the template's image and network.
+    "code_pointer": FileCodePointer(python_file="/opt/dagster/storage/payload.py", fn_name="defs",
+                                    working_directory="/tmp"),
+}
+tags = {k: v for k, v in template.tags.items() if k != "docker/container_id"}  # set again if one starts
 forged = template._replace(
-    run_id=str(uuid.uuid4()), status=dg.DagsterRunStatus.QUEUED,
-    tags={**template.tags, "forged": "1"},
-    job_code_origin=origin._replace(repository_origin=origin.repository_origin._replace(container_context=evil)),
+    run_id=str(uuid.uuid4()), status=dg.DagsterRunStatus.QUEUED, tags={**tags, "forged": "1"},
+    job_code_origin=origin._replace(
+        repository_origin=origin.repository_origin._replace(**{sys.argv[2]: forgeries[sys.argv[2]]})),
 )
 instance.add_run(forged)
 print(forged.run_id)
 """
 
 
-def test_a_run_forged_by_a_code_location_is_refused_by_the_daemon(stack: Stack) -> None:
-    legit = stack.wait_for_run(stack.launch("data_extraction_job", "simple_ops"))
-    assert legit["status"] == "SUCCESS"
-
-    out = stack.compose("exec", "-T", "simple_ops", "python", "-c", FORGED_RUN, legit["runId"]).stdout
+def _refused_forgery(stack: Stack, template: dict[str, Any], field: str) -> str:
+    """Forge a copy of ``template`` from inside simple_ops; the refusal's text once checked it was one."""
+    assert template["status"] == "SUCCESS"
+    out = stack.compose("exec", "-T", "simple_ops", "python", "-c", FORGED_RUN, template["runId"], field).stdout
     forged = stack.wait_for_run(out.strip().splitlines()[-1], timeout=120)
 
     assert forged["status"] == "FAILURE"
     text = stack.failure_text(forged)
     assert "Run launch refused by PolicyDockerRunLauncher" in text, text[-2000:]
+    assert "docker/container_id" not in {tag["key"] for tag in forged["tags"]}  # no container was created
+    return text
+
+
+def test_a_run_forged_by_a_code_location_is_refused_by_the_daemon(stack: Stack) -> None:
+    own = stack.wait_for_run(stack.launch("data_extraction_job", "simple_ops"))
+
+    text = _refused_forgery(stack, own, "container_context")
+
     assert "user='0'" in text and "/etc" in text
     containers = stack.docker(
         "ps",
@@ -516,36 +534,9 @@ def test_a_run_forged_by_a_code_location_is_refused_by_the_daemon(stack: Stack) 
         assert user == "10001:10001", "a run container started as another user"
 
 
-#: A compromised code location forging a run of *another* team's location (whose runs it can
-#: read in the shared storage), with a code pointer to a file of its own: its payload would
-#: then run in that team's image and network.
-FORGED_FOREIGN_RUN = """
-import sys, uuid
-import dagster as dg
-from dagster._core.code_pointer import FileCodePointer
-instance = dg.DagsterInstance.get()
-template = instance.get_run_by_id(sys.argv[1])
-origin = template.job_code_origin
-payload = FileCodePointer(python_file="/opt/dagster/storage/payload.py", fn_name="defs", working_directory="/tmp")
-tags = {k: v for k, v in template.tags.items() if k != "docker/container_id"}  # set again if one starts
-forged = template._replace(
-    run_id=str(uuid.uuid4()), status=dg.DagsterRunStatus.QUEUED, tags={**tags, "forged": "1"},
-    job_code_origin=origin._replace(repository_origin=origin.repository_origin._replace(code_pointer=payload)),
-)
-instance.add_run(forged)
-print(forged.run_id)
-"""
-
-
 def test_a_run_forged_for_another_team_s_location_is_refused(stack: Stack) -> None:
     theirs = stack.wait_for_run(stack.launch("sources_job", "modular_assets"))
-    assert theirs["status"] == "SUCCESS"
 
-    out = stack.compose("exec", "-T", "simple_ops", "python", "-c", FORGED_FOREIGN_RUN, theirs["runId"]).stdout
-    forged = stack.wait_for_run(out.strip().splitlines()[-1], timeout=120)
+    text = _refused_forgery(stack, theirs, "code_pointer")
 
-    assert forged["status"] == "FAILURE"
-    text = stack.failure_text(forged)
-    assert "Run launch refused by PolicyDockerRunLauncher" in text, text[-2000:]
     assert "/opt/dagster/storage/payload.py" in text and "code location 'modular_assets' serves" in text
-    assert "docker/container_id" not in {tag["key"] for tag in forged["tags"]}  # no container was created
