@@ -190,3 +190,7 @@ bench: venv ## benchmark start-up, run latency, overhead, scale (to 1M posts) an
 .PHONY: bench-quick
 bench-quick: venv ## a 1-2 minute subset of `make bench` (10x scale only, fewer repeats)
 	$(VENV)/bin/python bench/run.py --quick $(BENCH_ARGS)
+
+.PHONY: upgrade-check
+upgrade-check: venv ## rehearse a Dagster upgrade on a throw-away stack: make upgrade-check [TO=1.13.29] (1-5 min)
+	$(VENV)/bin/python bench/upgrade.py $(if $(TO),--to $(TO)) $(UPGRADE_ARGS)
