@@ -1,0 +1,200 @@
+"""The plain manifests (deploy/kubernetes/manifests/, dev/): valid Kubernetes, and what they promise.
+
+Validated offline against the Kubernetes OpenAPI schemas that kubernetes_validate bundles,
+strict (an unknown field fails), for Kubernetes 1.29 and for the newest version it knows.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import kubernetes_validate  # type: ignore[import-untyped]
+import pytest
+import yaml
+
+from template_tools import kubernetes
+from template_tools.locations import ROOT, read_locations
+
+if TYPE_CHECKING:
+    from tests.kubernetes.conftest import Manifest
+
+MANIFESTS = ROOT / "deploy" / "kubernetes" / "manifests"
+GATEWAY = MANIFESTS / "gateway.yaml"
+COMPOSE_GATEWAY_CONF = ROOT / "deploy" / "gateway" / "nginx.conf.template"
+
+
+def load(path: Path) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc is not None]
+
+
+def test_the_manifests_are_shipped() -> None:
+    assert sorted(path.name for path in MANIFESTS.glob("*.yaml")) == [
+        "gateway.yaml",
+        "network-policies.yaml",
+        "storage.yaml",
+    ]
+
+
+def test_every_resource_is_valid_kubernetes(manifest: Manifest, kubernetes_version: str) -> None:
+    try:
+        kubernetes_validate.validate(manifest.resource, kubernetes_version, strict=True)
+    except kubernetes_validate.ValidationError as error:
+        pytest.fail(f"{manifest.id} is not valid for Kubernetes {kubernetes_version}: {error.message}")
+
+
+def test_no_resource_names_a_namespace(manifest: Manifest) -> None:
+    """They are applied with `kubectl apply -n <namespace>`, into the release's namespace."""
+    assert "namespace" not in manifest.resource["metadata"]
+
+
+def pod_specs(resource: dict[str, Any]) -> list[dict[str, Any]]:
+    spec = resource.get("spec", {})
+    return [spec["template"]["spec"]] if "template" in spec else []
+
+
+def test_every_pod_runs_restricted(manifest: Manifest) -> None:
+    """The "restricted" Pod Security Standard's rules, as the chart's pods get them from values.yaml."""
+    for pod in pod_specs(manifest.resource):
+        assert pod["automountServiceAccountToken"] is False, manifest.id
+        pod_context = pod["securityContext"]
+        assert pod_context["runAsNonRoot"] is True and pod_context["runAsUser"] > 0
+        assert pod_context["seccompProfile"] == {"type": "RuntimeDefault"}
+        for container in pod["containers"]:
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False, container["name"]
+            assert context["readOnlyRootFilesystem"] is True, container["name"]
+            assert context["capabilities"] == {"drop": ["ALL"]}, container["name"]
+            assert "limits" in container["resources"] and "memory" in container["resources"]["limits"]
+        allowed = {"configMap", "secret", "emptyDir", "persistentVolumeClaim", "projected", "downwardAPI"}
+        for volume in pod.get("volumes", []):
+            assert set(volume) - {"name"} <= allowed, volume
+
+
+def test_the_generated_manifests_are_current() -> None:
+    files = kubernetes.generate(ROOT)
+
+    assert kubernetes.stale(ROOT, files) == [], f"run `{kubernetes.COMMAND}`"
+
+
+def policies() -> dict[str, dict[str, Any]]:
+    return {doc["metadata"]["name"]: doc for doc in load(MANIFESTS / "network-policies.yaml")}
+
+
+def selectors(rule: dict[str, Any]) -> list[dict[str, str]]:
+    return [peer["podSelector"]["matchLabels"] for peer in rule.get("from", [])]
+
+
+def test_ingress_is_denied_unless_a_policy_allows_it() -> None:
+    deny = policies()["dagster-default-deny-ingress"]["spec"]
+
+    assert deny == {"podSelector": {}, "policyTypes": ["Ingress"]}
+
+
+def test_each_code_server_is_reached_only_by_the_webserver_the_daemon_and_its_own_runs() -> None:
+    locations = read_locations()
+    by_name = policies()
+    for location in locations:
+        policy = by_name[f"dagster-code-location-{kubernetes.k8s_name(location)}"]["spec"]
+        assert policy["podSelector"]["matchLabels"] == {
+            **kubernetes.CODE_SERVER_PODS,
+            "deployment": kubernetes.k8s_name(location),
+        }
+        [rule] = policy["ingress"]
+        assert rule["ports"] == [{"protocol": "TCP", "port": location.port}]
+        assert selectors(rule) == [
+            dict(kubernetes.WEBSERVER_PODS),
+            dict(kubernetes.DAEMON_PODS),
+            {**kubernetes.RUN_PODS, "dagster/code-location": location.name},
+        ]
+    code_location_policies = [name for name in by_name if name.startswith("dagster-code-location-")]
+    assert len(code_location_policies) == len(locations)
+
+
+def test_the_webserver_is_reached_only_from_the_gateway() -> None:
+    policy = policies()["dagster-webserver"]["spec"]
+    gateway_pods = next(doc for doc in load(GATEWAY) if doc["kind"] == "Deployment")["spec"]["template"]["metadata"]
+
+    assert policy["podSelector"]["matchLabels"] == dict(kubernetes.WEBSERVER_PODS)
+    [rule] = policy["ingress"]
+    [gateway] = selectors(rule)
+    assert gateway.items() <= gateway_pods["labels"].items()
+    assert rule["ports"] == [{"protocol": "TCP", "port": kubernetes.WEBSERVER_PORT}]
+
+
+def test_postgres_in_the_cluster_is_reached_only_from_dagsters_pods() -> None:
+    policy = policies()["dagster-postgres"]["spec"]
+    dev_postgres = next(
+        doc for doc in load(ROOT / "deploy/kubernetes/dev/postgres.yaml") if doc["kind"] == "StatefulSet"
+    )
+
+    assert (
+        policy["podSelector"]["matchLabels"].items() <= dev_postgres["spec"]["template"]["metadata"]["labels"].items()
+    )
+    [rule] = policy["ingress"]
+    assert selectors(rule) == [
+        dict(kubernetes.WEBSERVER_PODS),
+        dict(kubernetes.DAEMON_PODS),
+        dict(kubernetes.CODE_SERVER_PODS),
+        dict(kubernetes.RUN_PODS),
+    ]
+
+
+def test_each_location_has_its_own_io_claim_and_the_shared_ones_exist() -> None:
+    claims = {doc["metadata"]["name"]: doc for doc in load(MANIFESTS / "storage.yaml")}
+    expected = [*kubernetes.SHARED_CLAIMS, *(kubernetes.io_claim(location) for location in read_locations())]
+
+    assert list(claims) == expected
+    for claim in claims.values():
+        assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+
+
+# --- the gateway ------------------------------------------------------------------------------
+#: The directives that make the gateway's login, rate limit, headers and CSRF rules.
+SECURITY_DIRECTIVE = re.compile(
+    r"auth_basic|limit_req|add_header|\$csrf|\$cross_origin|\$origin_host|sec_fetch_site|"
+    r"\$graphql|\$body_type|\$login_attempt|https\?://|error_page 401"
+)
+
+
+def security_directives(conf: str) -> list[str]:
+    """Those directives of an nginx config, in order, whitespace normalized (comment lines left out)."""
+    lines = (line.strip() for line in conf.splitlines())
+    return [" ".join(line.split()) for line in lines if not line.startswith("#") and SECURITY_DIRECTIVE.search(line)]
+
+
+def gateway_conf() -> str:
+    config_map = next(doc for doc in load(GATEWAY) if doc["kind"] == "ConfigMap")
+    conf: str = config_map["data"]["nginx.conf.template"]
+    return conf
+
+
+def test_the_gateway_keeps_the_compose_gateways_login_and_csrf_rules() -> None:
+    compose = security_directives(COMPOSE_GATEWAY_CONF.read_text(encoding="utf-8"))
+    kube = security_directives(gateway_conf())
+
+    assert kube == compose
+    assert any("$cross_origin = 1" in line for line in kube) and any("^GET:.+" in line for line in kube)
+
+
+def test_the_gateway_proxies_only_to_the_charts_webserver_service() -> None:
+    conf = gateway_conf()
+    upstreams = re.findall(r"^\s*server (\S+);", conf, re.MULTILINE)
+    proxied = set(re.findall(r"proxy_pass (\S+);", conf))
+
+    assert upstreams == [f"{kubernetes.RELEASE}-webserver:{kubernetes.WEBSERVER_PORT}"]
+    assert proxied == {"http://webserver"}
+    assert "resolver" not in conf  # Docker's embedded DNS (127.0.0.11) is not there in a pod
+    assert "__PREFIX__" in conf and "__ROOT_REDIRECT__" in conf  # rendered by the image's entrypoint
+
+
+def test_the_gateway_mounts_what_its_image_expects() -> None:
+    deployment = next(doc for doc in load(GATEWAY) if doc["kind"] == "Deployment")
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    mounts = {mount["mountPath"] for mount in container["volumeMounts"]}
+    entrypoint = (ROOT / "deploy/gateway/entrypoint.sh").read_text(encoding="utf-8")
+
+    assert {"/etc/nginx/nginx.conf.template", "/run/ui-secrets", "/tmp"} <= mounts
+    assert "HTPASSWD=/run/ui-secrets/htpasswd" in entrypoint
+    assert container["ports"] == [{"name": "http", "containerPort": kubernetes.GATEWAY_PORT, "protocol": "TCP"}]
