@@ -265,16 +265,59 @@ def test_a_postgres_outage_is_survived_without_losing_runs(stack: Stack) -> None
     _report("Postgres back -> webserver, daemon, UI healthy", time.monotonic() - back)
     runs_after = stack.graphql("{ runsOrError { ... on Runs { count } } }")["runsOrError"]["count"]
     assert runs_after >= runs_before
-    final = stack.wait_for_run(queued, timeout=240)
-    if final["status"] != "SUCCESS":  # failed cleanly while Postgres was away: retried
-        retry = wait_for(
-            lambda: stack.runs_tagged("dagster/parent_run_id", queued),
-            timeout=90,
-            interval=2,
-            what="the retry of the run caught by the outage",
-        )
-        assert stack.wait_for_run(retry[0]["runId"])["status"] == "SUCCESS"
+    assert _final_status(stack, queued)[0] == "SUCCESS"  # by itself, or failed cleanly and retried
     assert stack.wait_for_run(stack.launch("data_extraction_job", "simple_ops"))["status"] == "SUCCESS"
+
+
+#: Two runs of each location, as many as the run queue starts at once (dagster.yaml).
+IN_FLIGHT = (
+    ("data_extraction_job", "simple_ops"),
+    ("user_assets_job", "simple_ops"),
+    ("all_assets_job", "modular_assets"),
+    ("sources_job", "modular_assets"),
+)
+
+
+def _final_status(stack: Stack, run_id: str) -> tuple[str, str]:
+    """How a run ended: ("SUCCESS", "itself"), or its automatic retry's status and "retry"."""
+    status = stack.wait_for_run(run_id, timeout=300)["status"]
+    if status == "SUCCESS":
+        return status, "itself"
+    retries = wait_for(
+        lambda: stack.runs_tagged("dagster/parent_run_id", run_id), timeout=90, interval=2, what=f"a retry of {run_id}"
+    )
+    return stack.wait_for_run(retries[0]["runId"], timeout=300)["status"], "retry"
+
+
+@pytest.mark.parametrize("trial", range(1, 6))
+def test_a_postgres_crash_with_runs_in_flight_loses_no_run(stack: Stack, trial: int) -> None:
+    runs = [stack.launch(job, location) for job, location in IN_FLIGHT]
+    started = wait_for(
+        lambda: [r for r in runs if stack.run(r)["status"] == "STARTED"] or None,
+        timeout=120,
+        interval=0.5,
+        what="a run in flight",
+    )
+    postgres = _container(stack, "postgres")
+    # The postmaster, not the container: a crash, which Docker's restart policy answers.
+    stack.compose("exec", "-T", "postgres", "sh", "-c", 'kill -9 "$(head -1 "$PGDATA/postmaster.pid")"')
+    killed = time.monotonic()
+    wait_for(
+        lambda: _container(stack, "postgres")["RestartCount"] > postgres["RestartCount"],
+        timeout=60,
+        interval=0.5,
+        what="Postgres restarted",
+    )
+    wait_for(lambda: _healthy(stack, "postgres"), timeout=90, interval=0.5, what="Postgres healthy again")
+    _report(f"trial {trial}: Postgres kill -9 -> healthy", time.monotonic() - killed)
+
+    outcomes = {run_id: _final_status(stack, run_id) for run_id in runs}
+    by_itself = sum(how == "itself" for _, how in outcomes.values())
+    print(
+        f"\n[fault] trial {trial}: {len(started)} of {len(runs)} runs in flight at the kill;"
+        f" {by_itself} succeeded by themselves, {len(runs) - by_itself} through an automatic retry"
+    )
+    assert {status for status, _ in outcomes.values()} == {"SUCCESS"}, outcomes
 
 
 def test_a_broken_deploy_of_one_location_leaves_the_rest_working(stack: Stack) -> None:
