@@ -160,7 +160,7 @@ test: lint browser ## lint, then every test: unit and integration, then end-to-e
 
 .PHONY: test-unit
 test-unit: venv ## the tests that need no Docker
-	$(VENV)/bin/pytest libs code_locations deploy/sample_api tests/deploy tests/scaffold
+	$(VENV)/bin/pytest libs code_locations deploy/sample_api tests/deploy tests/scaffold tests/kubernetes
 
 .PHONY: test-e2e
 test-e2e: venv browser ## the end-to-end tests only (builds and runs an isolated stack)
@@ -174,13 +174,32 @@ check: venv ## validate every location's definitions (workspace.yaml) with Dagst
 new-location: venv ## add a team's code location: make new-location NAME=billing_reports [TEAM=billing]
 	@test -n "$(NAME)" || { echo "usage: make new-location NAME=<snake_case> [TEAM=<team>]" >&2; exit 2; }
 	$(VENV)/bin/python -m template_tools.new_location "$(NAME)" $(if $(TEAM),--team "$(TEAM)")
+	$(VENV)/bin/python -m template_tools.kubernetes
 	$(UV) lock
 
 .PHONY: remove-location
 remove-location: venv ## remove a team's code location (its run history is kept): make remove-location NAME=...
 	@test -n "$(NAME)" || { echo "usage: make remove-location NAME=<location>" >&2; exit 2; }
 	$(VENV)/bin/python -m template_tools.remove_location "$(NAME)"
+	$(VENV)/bin/python -m template_tools.kubernetes
 	$(UV) lock
+
+# --- Kubernetes (docs/kubernetes.md) ----------------------------------------------------
+.PHONY: kubernetes
+kubernetes: venv ## regenerate deploy/kubernetes' per-location parts from workspace.yaml
+	$(VENV)/bin/python -m template_tools.kubernetes
+
+.PHONY: images
+images: ## build every image and tag it for a registry: make images REGISTRY=<registry/path> [TAG=...] [PUSH=1]
+	@test -n "$(REGISTRY)" || { echo "usage: make images REGISTRY=registry.example.com/team [TAG=<tag>] [PUSH=1]" >&2; exit 2; }
+	$(COMPOSE) build
+	@# <project>-<name>:<tag> -> $(REGISTRY)/dagster-<name>:<TAG or tag>, whatever the local project's name.
+	@for image in $$($(COMPOSE) config --images | sort -u | grep "^$(PROJECT)-"); do \
+	  name=$${image%:*}; tag=$${image##*:}; \
+	  target="$(REGISTRY)/dagster-$${name#$(PROJECT)-}:$(or $(TAG),$$tag)"; \
+	  docker tag "$$image" "$$target" && echo "make images: $$target"; \
+	  if [ "$(PUSH)" = 1 ]; then docker push "$$target"; fi; \
+	done
 
 # --- benchmarks (not part of `make test`; see bench/README.md) ------------------------
 .PHONY: bench
@@ -190,6 +209,10 @@ bench: venv ## benchmark start-up, run latency, overhead, scale (to 1M posts) an
 .PHONY: bench-quick
 bench-quick: venv ## a 1-2 minute subset of `make bench` (10x scale only, fewer repeats)
 	$(VENV)/bin/python bench/run.py --quick $(BENCH_ARGS)
+
+.PHONY: bench-storage
+bench-storage: venv ## metrics scrape at 100 and 10,000 runs, retention sweeps over 10 days (~2 min, no Docker)
+	$(VENV)/bin/python bench/metrics_scrape.py && $(VENV)/bin/python bench/retention_cycles.py
 
 .PHONY: upgrade-check
 upgrade-check: venv ## rehearse a Dagster upgrade on a throw-away stack: make upgrade-check [TO=1.13.29] (1-5 min)

@@ -3,12 +3,14 @@
     python healthcheck.py code-server   # gRPC SERVING *and* the user code loaded
     python healthcheck.py webserver     # GET <path prefix>/server_info answers 200
     python healthcheck.py daemon        # this container's daemon heartbeats in Postgres are fresh
+    python healthcheck.py metrics       # the metrics service's GET /health answers 200
 
 Why not the stock commands: `dagster api grpc-health-check` reports SERVING even
 when the location's code failed to import (the error only shows in
 ListRepositories), and `dagster-daemon liveness-check` tolerates 30 minutes
 without a heartbeat by default; both also import all of Dagster (~2 s of CPU per
-call). This script imports only grpc or psycopg2 (~0.1-0.2 s).
+call). This script imports only grpc (through instance_kit.code_server, which the
+metrics service shares) or psycopg2 (~0.1-0.2 s).
 Exit 0 when healthy; otherwise exit 1 with one line saying what is wrong.
 """
 
@@ -18,6 +20,7 @@ import os
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 TIMEOUT_SECONDS = 4
@@ -26,34 +29,22 @@ TIMEOUT_SECONDS = 4
 REQUIRED_DAEMONS = ("SCHEDULER", "SENSOR", "QUEUED_RUN_COORDINATOR", "MONITORING")
 
 
-def check_code_server(port: int) -> str | None:
+def check_code_server(port: int, host: str = "127.0.0.1") -> str | None:
     """None when the gRPC server is SERVING and its code loaded, else the problem."""
-    import grpc
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    # On PYTHONPATH in every image (/opt/dagster/lib), and in the dev venv; imports only grpc.
+    from instance_kit.code_server import check_code_server as probe
 
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        try:
-            status = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service="DagsterApi"), timeout=TIMEOUT_SECONDS
-            )
-        except grpc.RpcError as exc:
-            return f"gRPC health check failed: {exc.code().name}"
-        if status.status != health_pb2.HealthCheckResponse.SERVING:
-            return f"gRPC server status is {health_pb2.HealthCheckResponse.ServingStatus.Name(status.status)}"
-        # ListRepositoriesRequest is an empty message; the reply's only field holds
-        # Dagster's serialized response, or a SerializableErrorInfo when loading failed.
-        list_repositories = channel.unary_unary(
-            "/api.DagsterApi/ListRepositories",
-            request_serializer=lambda _: b"",
-            response_deserializer=lambda raw: raw,
-        )
-        try:
-            reply: bytes = list_repositories(None, timeout=TIMEOUT_SECONDS)
-        except grpc.RpcError as exc:
-            return f"ListRepositories failed: {exc.code().name}"
-    if b"SerializableErrorInfo" in reply:
-        return "the code location failed to load: see the container's log or the UI"
-    return None
+    return probe(port, host, TIMEOUT_SECONDS)
+
+
+def metrics_health_url(env: Mapping[str, str]) -> str:
+    """The metrics service's /health URL, from its own METRICS_HOST / METRICS_PORT."""
+    host = env.get("METRICS_HOST", "")
+    if host in ("", "0.0.0.0", "::"):  # it listens everywhere: ask it locally
+        host = "127.0.0.1"
+    elif ":" in host:  # an IPv6 address
+        host = f"[{host}]"
+    return f"http://{host}:{env.get('METRICS_PORT', '9102')}/health"
 
 
 def check_webserver(url: str, timeout: float = TIMEOUT_SECONDS) -> str | None:
@@ -124,8 +115,10 @@ def main(argv: list[str]) -> int:
         problem = check_webserver(f"http://{host}:3000{prefix}/server_info")
     elif kind == "daemon":
         problem = check_daemon(float(os.environ.get("DAGSTER_DAEMON_HEARTBEAT_TOLERANCE", "90")))
+    elif kind == "metrics":
+        problem = check_webserver(metrics_health_url(os.environ))
     else:
-        print("usage: healthcheck.py code-server|webserver|daemon", file=sys.stderr)
+        print("usage: healthcheck.py code-server|webserver|daemon|metrics", file=sys.stderr)
         return 2
     if problem:
         print(f"unhealthy: {problem}")

@@ -1,6 +1,6 @@
 """Restart a hung service: kill its main process when it stops answering, so Docker restarts it.
 
-    python watchdog.py code-server|webserver|daemon PID     # started by entrypoint.sh
+    python watchdog.py code-server|webserver|daemon|metrics PID     # started by entrypoint.sh
 
 Docker's restart policy acts on exits, not on failing health checks, so a process
 that hangs (deadlocked, stopped) would stay unhealthy forever. The entrypoint starts
@@ -14,7 +14,9 @@ cheaply (standard library, one small process):
   frame (a stopped or deadlocked server accepts the TCP connection, then says nothing);
 * webserver: GET <path prefix>/server_info answers;
 * daemon: its heartbeats in Postgres are fresh (healthcheck.py's check: Dagster's daemons
-  heartbeat every 30 s, so a hung daemon is noticed after DAGSTER_DAEMON_HEARTBEAT_TOLERANCE).
+  heartbeat every 30 s, so a hung daemon is noticed after DAGSTER_DAEMON_HEARTBEAT_TOLERANCE);
+* metrics: the metrics service's GET /health answers (METRICS_HOST, METRICS_PORT; it does not
+  read Postgres, so a Postgres outage does not restart it).
 
 Postgres has no watchdog: killing it is crash-safe (WAL), but a slow checkpoint or a long
 query looks like a hang, and restarting it would then fail every run in flight.
@@ -57,7 +59,7 @@ def grpc_answers(port: int, host: str = "127.0.0.1") -> str | None:
 
 
 def _healthcheck() -> Any:
-    """healthcheck.py beside this file: its webserver and daemon checks (it imports grpc and
+    """healthcheck.py beside this file: its webserver, daemon and metrics checks (it imports grpc and
     psycopg2 only inside the checks that need them)."""
     spec = importlib.util.spec_from_file_location("healthcheck", Path(__file__).with_name("healthcheck.py"))
     assert spec is not None and spec.loader is not None
@@ -80,7 +82,11 @@ def check_for(kind: str) -> Callable[[], str | None]:
         tolerance = float(os.environ.get("DAGSTER_DAEMON_HEARTBEAT_TOLERANCE", "90"))
         check_daemon = _healthcheck().check_daemon
         return lambda: check_daemon(tolerance)
-    raise SystemExit(f"watchdog: unknown kind {kind!r}: use code-server, webserver or daemon")
+    if kind == "metrics":
+        healthcheck = _healthcheck()
+        url = healthcheck.metrics_health_url(os.environ)
+        return lambda: healthcheck.check_webserver(url, TIMEOUT_SECONDS)
+    raise SystemExit(f"watchdog: unknown kind {kind!r}: use code-server, webserver, daemon or metrics")
 
 
 def alive(pid: int) -> bool:
@@ -116,7 +122,7 @@ def watch(check: Callable[[], str | None], pid: int, what: str) -> None:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2 or not argv[1].isdigit():
-        print("usage: watchdog.py code-server|webserver|daemon PID", file=sys.stderr)
+        print("usage: watchdog.py code-server|webserver|daemon|metrics PID", file=sys.stderr)
         return 2
     watch(check_for(argv[0]), int(argv[1]), argv[0])
     return 0

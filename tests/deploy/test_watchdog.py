@@ -25,6 +25,19 @@ spec.loader.exec_module(watchdog)
 DEFS = "import dagster as dg\n\n@dg.asset\ndef one() -> int:\n    return 1\n\ndefs = dg.Definitions(assets=[one])\n"
 
 
+def _freeze(pid: int) -> None:
+    """SIGSTOP ``pid`` and wait until every thread of it is stopped (kill returns before they are)."""
+    os.kill(pid, signal.SIGSTOP)
+
+    def stopped() -> bool:
+        states = [
+            (task / "stat").read_text().rsplit(")", 1)[1].split()[0] for task in Path(f"/proc/{pid}/task").iterdir()
+        ]
+        return all(state in ("T", "t") for state in states)
+
+    wait_for(stopped, timeout=10, interval=0.01, what=f"PID {pid} to stop")
+
+
 def _stop(process: subprocess.Popen[bytes]) -> None:
     os.kill(process.pid, signal.SIGCONT)
     process.kill()
@@ -81,7 +94,7 @@ def test_a_grpc_server_answers_until_it_is_stopped(grpc_server: tuple[subprocess
     server, port = grpc_server
     assert watchdog.grpc_answers(port) is None
 
-    os.kill(server.pid, signal.SIGSTOP)
+    _freeze(server.pid)
     try:
         problem = watchdog.grpc_answers(port)
     finally:
@@ -124,3 +137,80 @@ def test_an_unknown_kind_is_named() -> None:
         [sys.executable, str(WATCHDOG), "scheduler", "1"], capture_output=True, text=True, timeout=30
     )
     assert result.returncode != 0 and "unknown kind 'scheduler'" in result.stderr
+
+
+HEALTHCHECK = ROOT / "deploy" / "dagster" / "healthcheck.py"
+
+
+def _healthcheck_script(kind: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(HEALTHCHECK), kind], env={**os.environ, **env}, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_the_code_server_health_check_runs_as_a_script(grpc_server: tuple[subprocess.Popen[bytes], int]) -> None:
+    _, port = grpc_server
+
+    healthy = _healthcheck_script("code-server", DAGSTER_GRPC_PORT=str(port))
+    unhealthy = _healthcheck_script("code-server", DAGSTER_GRPC_PORT=str(free_port()))
+
+    assert (healthy.returncode, healthy.stdout) == (0, "healthy\n")
+    assert unhealthy.returncode == 1 and unhealthy.stdout.startswith("unhealthy: gRPC health check failed")
+
+
+@pytest.mark.parametrize(
+    ("host", "url"),
+    [
+        (None, "http://127.0.0.1:9102/health"),
+        ("0.0.0.0", "http://127.0.0.1:9102/health"),
+        ("metrics.monitoring", "http://metrics.monitoring:9102/health"),
+        ("::1", "http://[::1]:9102/health"),
+    ],
+)
+def test_the_metrics_check_asks_the_address_the_service_listens_on(host: str | None, url: str) -> None:
+    env = {} if host is None else {"METRICS_HOST": host}
+
+    assert watchdog._healthcheck().metrics_health_url(env) == url
+
+
+@pytest.fixture
+def metrics_service(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """The real metrics service (instance_kit.metrics), on an instance of its own (SQLite: its
+    /health never reads the storage) and a workspace without locations."""
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    (tmp_path / "workspace.yaml").write_text("load_from: []\n")
+    port = free_port()
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "METRICS_HOST": "127.0.0.1", "METRICS_PORT": str(port)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "instance_kit.metrics"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    answers = watchdog._healthcheck().check_webserver
+    wait_for(
+        lambda: answers(f"http://127.0.0.1:{port}/health") is None,
+        timeout=60,
+        interval=0.2,
+        what="the metrics service",
+    )
+    yield server, port
+    if server.poll() is None:
+        _stop(server)
+
+
+def test_the_metrics_service_is_healthy_until_it_hangs_and_then_killed(
+    metrics_service: tuple[subprocess.Popen[bytes], int],
+) -> None:
+    server, port = metrics_service
+    healthy = _healthcheck_script("metrics", METRICS_HOST="0.0.0.0", METRICS_PORT=str(port))
+    elsewhere = _healthcheck_script("metrics", METRICS_PORT=str(free_port()))
+    assert (healthy.returncode, healthy.stdout) == (0, "healthy\n")
+    assert elsewhere.returncode == 1 and elsewhere.stdout.startswith("unhealthy: http://127.0.0.1:")
+
+    watcher = _watchdog(
+        "metrics", server.pid, METRICS_HOST="127.0.0.1", METRICS_PORT=str(port), DAGSTER_WATCHDOG_GRACE="0"
+    )
+    os.kill(server.pid, signal.SIGSTOP)
+    _, stderr = watcher.communicate(timeout=60)
+
+    assert server.wait(timeout=10) == -signal.SIGKILL
+    assert watcher.returncode == 0
+    assert "the metrics failed 3 checks in a row" in stderr and f"killing PID {server.pid}" in stderr

@@ -256,6 +256,10 @@ class _Pooled(_Storage):
             self._engine, "connect", lambda connection, _: set_pg_statement_timeout(connection, statement_timeout)
         )
 
+    def fail_fast(self) -> None:
+        """Try each call once, for a caller that must answer quickly (the metrics exporter)."""
+        self._retry_seconds = 0.0
+
     def _use_pool(self, pool_size: int, max_overflow: int, pool_recycle: int) -> None:
         self._engine.dispose()
         self._engine = create_pg_engine(
