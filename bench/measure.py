@@ -93,6 +93,10 @@ def image_sizes(stack: BenchStack) -> list[Metric]:
     return rows
 
 
+#: What DAGSTER_MONITORING=0 leaves out.
+MONITORING_SERVICES = ("metrics", "prometheus", "alertmanager")
+
+
 def idle_memory(stack: BenchStack, idle_s: float, samples: int, details: dict[str, Any]) -> list[Metric]:
     """Sum of `docker stats` MEM USAGE of all services after ``idle_s`` without runs."""
     time.sleep(idle_s)
@@ -103,6 +107,7 @@ def idle_memory(stack: BenchStack, idle_s: float, samples: int, details: dict[st
         totals.append(sum(usage.values()))
         time.sleep(3)
     details["idle_memory_mib"] = {"per_service": per_service, "load": load_average()}
+    monitoring = [sum(mib for service, mib in usage.items() if service in MONITORING_SERVICES) for usage in per_service]
     return [
         Metric(
             f"idle memory: all {len(per_service[0])} services",
@@ -110,7 +115,14 @@ def idle_memory(stack: BenchStack, idle_s: float, samples: int, details: dict[st
             totals,
             f"deploy_docker {DEPLOY_DOCKER['idle_mib']} MiB (4 containers)",
             600.0,
-        )
+        ),
+        Metric(
+            "idle memory: without monitoring (DAGSTER_MONITORING=0)",
+            "MiB",
+            [total - cost for total, cost in zip(totals, monitoring, strict=True)],
+            "",
+        ),
+        Metric("idle memory: monitoring's cost (" + ", ".join(MONITORING_SERVICES) + ")", "MiB", monitoring, ""),
     ]
 
 

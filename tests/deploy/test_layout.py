@@ -35,7 +35,7 @@ def networks_of(service: dict[str, Any]) -> set[str]:
 def test_each_location_has_its_own_network_and_only_the_shared_services_join_every_one() -> None:
     compose = compose_file()
     names = location_names()
-    hubs = {"postgres", "sample_api", "webserver", "webserver_viewer", "daemon"}
+    hubs = {"postgres", "sample_api", "webserver", "webserver_viewer", "daemon", "metrics"}
 
     assert list(compose[LOCATIONS_ANCHOR]) == names
     assert set(names) <= set(compose["networks"])
@@ -65,13 +65,30 @@ def test_each_location_has_its_own_io_volume_which_only_the_janitor_mounts() -> 
 def test_the_webserver_is_reachable_only_on_the_gateways_network() -> None:
     services = compose_file()["services"]
 
-    assert networks_of(services["gateway"]) == {"ui"}
+    assert networks_of(services["gateway"]) == {"ui", "monitoring"}
     assert "ports" not in services["webserver"]
     for name in ("webserver", "webserver_viewer"):
         service = services[name]
         alias = service["environment"]["WEBSERVER_HOST"]
         assert service["networks"]["ui"] == {"aliases": [alias]}, f"{name} listens on its ui alias only"
         assert '-h "$$WEBSERVER_HOST"' in service["command"][-1]
+
+
+def test_monitoring_listens_only_where_prometheus_and_the_gateway_are() -> None:
+    services = compose_file()["services"]
+    compose = compose_file()
+
+    assert compose["networks"]["monitoring"] == {"internal": True}
+    on_monitoring = {name for name, service in services.items() if "monitoring" in networks_of(service)}
+    assert on_monitoring == {"metrics", "prometheus", "alertmanager", "gateway"}
+    # The exporter is on every location's network (it probes their code servers) but
+    # listens only on its monitoring alias, as the webserver does on ui.
+    metrics = services["metrics"]
+    assert metrics["networks"]["monitoring"] == {"aliases": [metrics["environment"]["METRICS_HOST"]]}
+    # Only Alertmanager has a route out, for the webhook.
+    assert {name for name, service in services.items() if "alerting" in networks_of(service)} == {"alertmanager"}
+    for name in ("metrics", "prometheus", "alertmanager"):
+        assert services[name]["scale"] == "${DAGSTER_MONITORING:-1}", f"{name} follows the monitoring switch"
 
 
 def test_every_project_under_code_locations_is_listed() -> None:

@@ -99,17 +99,7 @@ def test_a_failed_run_posts_an_alert_to_the_webhook(stack: Stack) -> None:
         stack.sample_api("POST", "/__admin/reset")
 
     def alert_for_run() -> list[dict]:
-        received = json.loads(
-            stack.compose(
-                "exec",
-                "-T",
-                "webhook_sink",
-                "python",
-                "-c",
-                "import urllib.request as u; print(u.urlopen('http://127.0.0.1:8080/received').read().decode())",
-            ).stdout
-        )
-        return [r for r in received if run_id in json.dumps(r["body"])]
+        return [r for r in stack.webhooks_received() if run_id in json.dumps(r["body"])]
 
     alerts = wait_for(alert_for_run, timeout=90, interval=3, what="the failed-run alert")
     text = alerts[0]["body"]["text"]

@@ -175,7 +175,7 @@ def test_compose_runs_the_location_as_its_own_code_server(compose_config: dict[s
     assert service["volumes"] == pattern["volumes"]  # the instance config, read-only
     # Its own network, which the shared services join and no other location does.
     assert set(service["networks"]) == {NAME} and NAME in compose_config["networks"]
-    for hub in ("postgres", "sample_api", "webserver", "daemon"):
+    for hub in ("postgres", "sample_api", "webserver", "daemon", "metrics"):
         assert NAME in services[hub]["networks"], hub
     assert NAME not in services["modular_assets"]["networks"]
     # Its own IO volume, which the storage janitor sweeps.

@@ -358,3 +358,19 @@ class Stack:
 
     def captured_logs(self, run_id: str, file_key: str) -> dict[str, str]:
         return self.graphql(CAPTURED_LOGS_QUERY, {"logKey": [run_id, "compute_logs", file_key]})["capturedLogs"]
+
+    # --- monitoring, through the gateway ------------------------------------------------
+    def prometheus_query(self, promql: str) -> list[dict[str, Any]]:
+        """The result vector of an instant PromQL query (Prometheus' HTTP API)."""
+        response = requests.get(
+            f"{self.url}/prometheus/api/v1/query", params={"query": promql}, auth=self.auth, timeout=30
+        )
+        response.raise_for_status()
+        body = response.json()
+        assert body["status"] == "success", body
+        return body["data"]["result"]
+
+    def webhooks_received(self) -> list[dict[str, Any]]:
+        """What the e2e suite's webhook sink (tests/e2e/compose.e2e.yml) was sent: {"path", "body"}."""
+        script = "import urllib.request as u; print(u.urlopen('http://127.0.0.1:8080/received').read().decode())"
+        return json.loads(self.compose("exec", "-T", "webhook_sink", "python", "-c", script).stdout)
