@@ -155,8 +155,10 @@ class ChartLikeDeployment:
         )
 
     def remove(self) -> None:
-        if self.containers:
-            self.stack.docker("rm", "--force", *self.containers, check=False)
+        """Its containers (also an aborted run's, by name) and its network."""
+        found = self.stack.docker("ps", "--all", "--quiet", "--filter", f"name=^/{self.name}-", check=False)
+        if found.stdout.split():
+            self.stack.docker("rm", "--force", *found.stdout.split(), check=False)
         self.stack.docker("network", "rm", self.name, check=False)
 
 
@@ -177,7 +179,8 @@ def _write_config(config_dir: Path) -> None:
     account = config_dir / "serviceaccount"
     (account / "token").write_text("not-a-real-token")
     (account / "namespace").write_text(NAMESPACE)
-    (account / "ca.crt").write_text("")
+    # Only read when a client connects to the API, which nothing here does.
+    (account / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\nnot-a-real-certificate\n-----END CERTIFICATE-----\n")
     for path in config_dir.rglob("*"):
         path.chmod(0o755 if path.is_dir() else 0o644)
 
@@ -203,6 +206,13 @@ def chart(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ch
             timeout=60,
             what="Postgres ready",
         )
+        # What the code locations read (deploy/kubernetes/dev/sample-api.yaml in a trial cluster).
+        deployment.run(
+            "sample-api",
+            deployment.image("sample_api"),
+            env={"SAMPLE_API_HOST": "0.0.0.0", "SAMPLE_API_PORT": "8080"},
+            options=tuple(POD_SECURITY),
+        )
         for user_deployment in DEPLOYMENTS:
             # Its location's image as this stack built it (the values name the registry's copy).
             location = {server["host"]: server["name"] for server in SERVERS}[user_deployment["name"]]
@@ -214,6 +224,7 @@ def chart(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ch
                 image,
                 *("dagster", "api", "grpc", "-h", "0.0.0.0", "-p", port, *user_deployment["dagsterApiGrpcArgs"]),
                 env={
+                    **{variable["name"]: variable["value"] for variable in user_deployment.get("env", [])},
                     "DAGSTER_CURRENT_IMAGE": image,
                     "DAGSTER_CLI_API_GRPC_CONTAINER_CONTEXT": json.dumps({"k8s": {"namespace": NAMESPACE}}),
                 },
