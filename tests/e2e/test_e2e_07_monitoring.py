@@ -59,12 +59,7 @@ def test_prometheus_scrapes_every_target_and_sees_the_deployment(stack: Stack) -
 def test_a_failed_run_shows_up_in_the_metrics(stack: Stack) -> None:
     failures = 'sum(dagster_run_duration_seconds_count{job="data_extraction_job",status="FAILURE"}) or vector(0)'
     before = float(stack.prometheus_query(failures)[0]["value"][1])
-    stack.sample_api("POST", "/__admin/config", {"mode": "malformed", "fault_paths": ["/users"]})
-    try:
-        run_id = stack.launch("data_extraction_job", "simple_ops")
-        assert stack.wait_for_run(run_id)["status"] == "FAILURE"
-    finally:
-        stack.sample_api("POST", "/__admin/reset")
+    stack.failed_run("data_extraction_job", "simple_ops")
 
     wait_for(
         lambda: float(stack.prometheus_query(failures)[0]["value"][1]) == before + 1,

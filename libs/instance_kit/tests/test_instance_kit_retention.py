@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
-import psycopg2
 import pytest
 import yaml
 
@@ -76,19 +75,8 @@ def started(instance: dg.DagsterInstance) -> str:
 
 def age(postgres: PostgresServer, run_ids: list[str], days: float) -> None:
     """Make runs ``days`` older than NOW (their creation time is all the retention looks at)."""
-    config = postgres.db_config
-    with (
-        psycopg2.connect(
-            host=config["hostname"],
-            port=config["port"],
-            user=config["username"],
-            password=config["password"],
-            dbname=config["db_name"],
-        ) as connection,
-        connection.cursor() as cursor,
-    ):
-        created = (NOW - timedelta(days=days)).replace(tzinfo=None)
-        cursor.execute("UPDATE runs SET create_timestamp = %s WHERE run_id = ANY(%s)", (created, run_ids))
+    created = (NOW - timedelta(days=days)).replace(tzinfo=None)
+    postgres.execute("UPDATE runs SET create_timestamp = %s WHERE run_id = ANY(%s)", (created, run_ids))
 
 
 def remaining(instance: dg.DagsterInstance) -> set[str]:

@@ -40,6 +40,19 @@ class PostgresServer:
             "scheme": "postgresql+psycopg2",
         }
 
+    def execute(self, statement: str, parameters: tuple[object, ...] = ()) -> None:
+        """One SQL statement on the ``dagster`` database, committed (e.g. to backdate runs)."""
+        import psycopg2  # dagster-postgres' driver, there wherever Dagster's storage is
+
+        connection = psycopg2.connect(
+            host="127.0.0.1", port=self.port, user="dagster", password=PASSWORD, dbname="dagster"
+        )
+        try:
+            with connection, connection.cursor() as cursor:
+                cursor.execute(statement, parameters)
+        finally:
+            connection.close()
+
     def pg_ctl(self, *args: str) -> None:
         subprocess.run(
             [*self.run_as, "pg_ctl", "-D", str(self.data_dir), "-l", str(self.data_dir / "server.log"), "-w", *args],

@@ -356,6 +356,17 @@ class Stack:
         out = self.compose("exec", "-T", "sample_api", "python", "-c", script, method, path, json.dumps(payload)).stdout
         return json.loads(out)
 
+    def failed_run(self, job: str, location: str) -> str:
+        """A run of ``job`` that fails on bad data (the sample API answers /users with malformed
+        JSON, and is reset after): its id."""
+        self.sample_api("POST", "/__admin/config", {"mode": "malformed", "fault_paths": ["/users"]})
+        try:
+            run_id = self.launch(job, location)
+            assert self.wait_for_run(run_id)["status"] == "FAILURE"
+        finally:
+            self.sample_api("POST", "/__admin/reset")
+        return run_id
+
     def captured_logs(self, run_id: str, file_key: str) -> dict[str, str]:
         return self.graphql(CAPTURED_LOGS_QUERY, {"logKey": [run_id, "compute_logs", file_key]})["capturedLogs"]
 
