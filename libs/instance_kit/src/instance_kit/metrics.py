@@ -27,7 +27,7 @@ the problem is logged once, not every scrape. The metrics (all gauges unless not
     dagster_run_duration_seconds{location,job,status}  histogram: runs that finished since the
                                                        exporter started, end - start (0 if never started)
     dagster_run_queue_length, dagster_run_queue_oldest_age_seconds
-    dagster_daemon_heartbeat_age_seconds{daemon}
+    dagster_daemon_heartbeat_age_seconds{daemon}       each daemon the instance requires
     dagster_code_location_loaded{location}             1 when its server serves and its code loaded
     dagster_asset_last_materialization_timestamp_seconds{location,asset}
     dagster_tick_failures_total{location,instigator,type}  counter, since the exporter started
