@@ -56,27 +56,25 @@ def grpc_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subp
     _stop(server)
 
 
+def _serving(
+    command: list[str], path: str, port: int, what: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """Start ``command`` (an HTTP server on ``port``), wait until ``path`` answers 200, stop it after."""
+    server = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    answers = watchdog._healthcheck().check_webserver
+    wait_for(lambda: answers(f"http://127.0.0.1:{port}{path}") is None, timeout=60, interval=0.1, what=what)
+    yield server, port
+    if server.poll() is None:
+        _stop(server)
+
+
 @pytest.fixture
 def web_server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     """A stand-in webserver whose /server_info answers 200."""
     (tmp_path / "server_info").write_text("{}")
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "http.server", "-b", "127.0.0.1", str(port)],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    answers = watchdog._healthcheck().check_webserver
-    wait_for(
-        lambda: answers(f"http://127.0.0.1:{port}/server_info") is None,
-        timeout=30,
-        interval=0.1,
-        what="the HTTP server",
-    )
-    yield server, port
-    if server.poll() is None:
-        _stop(server)
+    command = [sys.executable, "-m", "http.server", "-b", "127.0.0.1", str(port)]
+    yield from _serving(command, "/server_info", port, "the HTTP server", cwd=tmp_path)
 
 
 def _watchdog(kind: str, pid: int, **env: str) -> subprocess.Popen[str]:
@@ -181,19 +179,8 @@ def metrics_service(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], i
     (tmp_path / "workspace.yaml").write_text("load_from: []\n")
     port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "METRICS_HOST": "127.0.0.1", "METRICS_PORT": str(port)}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "instance_kit.metrics"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    answers = watchdog._healthcheck().check_webserver
-    wait_for(
-        lambda: answers(f"http://127.0.0.1:{port}/health") is None,
-        timeout=60,
-        interval=0.2,
-        what="the metrics service",
-    )
-    yield server, port
-    if server.poll() is None:
-        _stop(server)
+    command = [sys.executable, "-m", "instance_kit.metrics"]
+    yield from _serving(command, "/health", port, "the metrics service", env=env)
 
 
 def test_the_metrics_service_is_healthy_until_it_hangs_and_then_killed(
