@@ -9,6 +9,7 @@ import dagster as dg
 import pytest
 
 from modular_assets.definitions import defs
+from platform_kit.executors import run_executor
 
 if TYPE_CHECKING:  # the type of Definitions.resolve_asset_graph(), which dagster does not export
     from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
@@ -131,4 +132,4 @@ def test_a_schedule_tick_requests_one_run_keyed_by_the_job_and_the_scheduled_tim
 
 
 def test_runs_execute_in_process() -> None:
-    assert defs.executor is dg.in_process_executor
+    assert defs.executor is run_executor

@@ -65,7 +65,7 @@ def test_both_styles_appear_as_jobs_run_in_process() -> None:
     assets_job = jobs["user_assets_job"]
     assert sorted(k.to_user_string() for k in assets_job.asset_layer.selected_asset_keys) == ASSET_NAMES
     assert {k.name for k in assets_job.asset_layer.asset_graph.asset_check_keys} == set(QUALITY_RULES)
-    assert {job.executor_def.name for job in jobs.values()} == {"in_process"}
+    assert {job.executor_def.name for job in jobs.values()} == {"in_process_or_multiprocess"}
 
 
 def test_the_schedule_and_the_sensor() -> None:

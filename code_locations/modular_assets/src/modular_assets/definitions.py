@@ -12,6 +12,7 @@ from modular_assets.jobs import JOBS
 from modular_assets.resources import RESOURCES
 from modular_assets.schedules import SCHEDULES
 from modular_assets.sensors import SENSORS
+from platform_kit.executors import run_executor
 
 ASSETS = [*sources.ASSETS, *transforms.ASSETS, *analytics.ASSETS, *exports.ASSETS]
 
@@ -22,7 +23,8 @@ defs = dg.Definitions(
     schedules=SCHEDULES,
     sensors=SENSORS,
     resources=RESOURCES,
-    # Each run already has its own container; a process per step only adds start-up
-    # time (docs/decisions.md#in-process-executor).
-    executor=dg.in_process_executor,
+    # In-process: each run already has its own container, and a process per step only
+    # adds start-up time (docs/decisions.md#in-process-executor). A run can still ask
+    # for the multiprocess executor in its run config (platform_kit.executors).
+    executor=run_executor,
 )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from platform_kit.executors import run_executor
 from simple_ops.assets import ASSETS
 from simple_ops.checks import CHECKS
 from simple_ops.jobs import JOBS
@@ -22,7 +23,8 @@ defs = dg.Definitions(
     schedules=SCHEDULES,
     sensors=SENSORS,
     resources=RESOURCES,
-    # Each run already has its own container; a process per step only adds start-up
-    # time (docs/decisions.md#in-process-executor).
-    executor=dg.in_process_executor,
+    # In-process: each run already has its own container, and a process per step only
+    # adds start-up time (docs/decisions.md#in-process-executor). A run can still ask
+    # for the multiprocess executor in its run config (platform_kit.executors).
+    executor=run_executor,
 )

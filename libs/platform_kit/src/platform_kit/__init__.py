@@ -6,6 +6,8 @@
 - :mod:`platform_kit.exports`: ``CsvExportResource`` and atomic CSV and JSON writes.
 - :mod:`platform_kit.metadata`: row count, schema and preview metadata.
 - :mod:`platform_kit.checks`: data-quality rules for ``@dg.asset_check``.
+- :mod:`platform_kit.executors`: ``run_executor``, in-process unless a run's config asks for
+  ``multiprocess``.
 - :mod:`platform_kit.schedules`: ``daily_schedule``, a schedule on SCHEDULE_CRON /
   SCHEDULE_TIMEZONE, checked at load, with one run key per tick.
 """
