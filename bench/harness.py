@@ -34,6 +34,18 @@ INSTIGATORS_QUERY = """
 } } } }
 """
 STOP_SENSOR = "mutation ($id: String) { stopSensor(id: $id) { __typename } }"
+START_SENSOR = "mutation ($selector: SensorSelector!) { startSensor(sensorSelector: $selector) { __typename } }"
+SENSORS_QUERY = """
+{ repositoriesOrError { ... on RepositoryConnection { nodes {
+    name location { name } sensors { id name sensorState { status } }
+} } } }
+"""
+TICKS_QUERY = """
+query ($since: Float) { repositoriesOrError { ... on RepositoryConnection { nodes {
+    sensors { name sensorState { ticks(afterTimestamp: $since, statuses: [FAILURE]) { status error { message } } } }
+    schedules { name scheduleState { ticks(afterTimestamp: $since, statuses: [FAILURE]) { status error { message } } } }
+} } } }
+"""
 STOP_SCHEDULE = "mutation ($id: String) { stopRunningSchedule(id: $id) { __typename } }"
 
 _MEMORY_UNITS = {
@@ -62,9 +74,36 @@ def parse_mib(text: str) -> float:
     return float(number) * _MEMORY_UNITS[unit]
 
 
+def cgroup_dir(container_id: str, controller: str = "memory") -> Path | None:
+    """A container's cgroup folder for ``controller`` ("memory" or "cpuacct"), on cgroup v1 or v2
+    (where every controller shares one folder), with the cgroupfs or the systemd driver."""
+    for candidate in (
+        Path("/sys/fs/cgroup") / controller / "docker" / container_id,  # v1, cgroupfs
+        Path("/sys/fs/cgroup") / controller / "system.slice" / f"docker-{container_id}.scope",  # v1, systemd
+        Path("/sys/fs/cgroup/system.slice") / f"docker-{container_id}.scope",  # v2, systemd
+        Path("/sys/fs/cgroup/docker") / container_id,  # v2, cgroupfs
+    ):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def cpu_seconds(container_id: str) -> float | None:
+    """CPU time a container has used since it started (its cgroup's counter), or None if unreadable."""
+    folder = cgroup_dir(container_id, "cpuacct")
+    if folder is None:
+        return None
+    if (folder / "cpuacct.usage").exists():  # v1: nanoseconds
+        return int((folder / "cpuacct.usage").read_text()) / 1e9
+    for line in (folder / "cpu.stat").read_text().splitlines():  # v2: microseconds
+        if line.startswith("usage_usec "):
+            return int(line.split()[1]) / 1e6
+    return None
+
+
 @dataclass
-class ColdStart:
-    """One `up` from nothing: seconds to every service healthy and to both locations loaded."""
+class StartTimes:
+    """One `up`: seconds to every service healthy and to every location loaded."""
 
     healthy_s: float
     loaded_s: float
@@ -77,6 +116,10 @@ class BenchStack(Stack):
     """A compose project of this repo for benchmarks (see the module docstring)."""
 
     user: str = "bench"
+    label: str = "template"
+    """Which variant this is: "template" (A) or "stock" (B, bench/variants.py)."""
+    run_config: dict[str, Any] = field(default_factory=dict)
+    """Run config of every run the benchmark launches (B's asks for the multiprocess executor)."""
     settings: dict[str, str] = field(default_factory=dict)
     """Extra variables of the env file, e.g. ``DAGSTER_MAX_RUN_MEMORY``."""
     override_file: Path | None = None
@@ -89,8 +132,9 @@ class BenchStack(Stack):
 
     @property
     def compose_files(self) -> list[Path]:
-        """docker-compose.yml (not the e2e override) and the override file, if any."""
-        return [self.root / "docker-compose.yml", *([self.override_file] if self.override_file else [])]
+        """docker-compose.yml (not the e2e override), the variant's overrides and the override file."""
+        extra = [self.override_file] if self.override_file else []
+        return [self.root / "docker-compose.yml", *self.overrides, *extra]
 
     def write_env(self, **settings: str) -> None:
         """Write the env file: random secrets, a free gateway port, the bench tag and ``settings``."""
@@ -102,9 +146,17 @@ class BenchStack(Stack):
         return f"{self.project}-{name}:{self.image_tag}"
 
     # --- life cycle ---------------------------------------------------------------------
-    def cold_start(self) -> ColdStart:
-        """`down -v`, then time `up` until every service is healthy and both locations are loaded."""
-        self.down()
+    def stop(self) -> None:
+        """`down` keeping the volumes (and the run containers' exports volume)."""
+        self.compose("down", "--remove-orphans", "--timeout", "10", timeout=300)
+
+    def start(self, fresh: bool) -> StartTimes:
+        """From nothing running, time `up` until every service is healthy and every location is
+        loaded: a cold start (``fresh``: the volumes removed first) or a warm one (volumes kept)."""
+        if fresh:
+            self.down()
+        else:
+            self.stop()
         started_wall = time.time()
         started = time.monotonic()
 
@@ -123,9 +175,9 @@ class BenchStack(Stack):
                 time.sleep(0.25)
             healthy_s = up.result()  # raises if `up` failed
         if loaded_s is None:
-            wait_for(self.all_locations_loaded, timeout=120, interval=0.25, what="both locations loaded")
+            wait_for(self.all_locations_loaded, timeout=120, interval=0.25, what="every location loaded")
             loaded_s = time.monotonic() - started
-        return ColdStart(healthy_s, loaded_s, self.service_start_times(started_wall))
+        return StartTimes(healthy_s, loaded_s, self.service_start_times(started_wall))
 
     def service_start_times(self, since: float) -> dict[str, dict[str, float | None]]:
         """For each container: seconds after ``since`` (epoch) it started and first probed healthy.
@@ -190,17 +242,61 @@ class BenchStack(Stack):
         """Change the stack's sample API size at run time (its admin endpoint, from inside)."""
         self.sample_api("POST", "/__admin/config", {"users": users, "posts_per_user": posts_per_user})
 
+    def set_sensors(self, running: bool) -> list[str]:
+        """Start (or stop) every sensor; return their names."""
+        sensors = [
+            (sensor["id"], sensor["name"], sensor["sensorState"]["status"], repository)
+            for repository in self.graphql(SENSORS_QUERY)["repositoriesOrError"]["nodes"]
+            for sensor in repository["sensors"]
+        ]
+        for sensor_id, name, status, repository in sensors:
+            if (status == "RUNNING") == running:
+                continue
+            selector = {
+                "repositoryLocationName": repository["location"]["name"],
+                "repositoryName": repository["name"],
+                "sensorName": name,
+            }
+            if running:
+                self.graphql(START_SENSOR, {"selector": selector})
+            else:
+                self.graphql(STOP_SENSOR, {"id": sensor_id})
+        return [name for _, name, _, _ in sensors]
+
+    def failed_ticks(self, since: float) -> list[str]:
+        """Sensor and schedule ticks that failed after ``since`` (epoch seconds): "<name>: <error>"."""
+        failed = []
+        for repository in self.graphql(TICKS_QUERY, {"since": since})["repositoriesOrError"]["nodes"]:
+            for kind, state in (("sensors", "sensorState"), ("schedules", "scheduleState")):
+                for instigator in repository[kind]:
+                    for tick in instigator[state]["ticks"]:
+                        message = (tick["error"] or {}).get("message", "").strip().splitlines()
+                        failed.append(f"{instigator['name']}: {message[0] if message else tick['status']}")
+        return failed
+
     # --- Docker measurements ---------------------------------------------------------
+    def container_ids(self) -> dict[str, str]:
+        """Full id -> service name of each running container of the project."""
+        ids = self.compose("ps", "--quiet").stdout.split()
+        out = self.docker(
+            "inspect", "--format", '{{.Id}} {{index .Config.Labels "com.docker.compose.service"}}', *ids
+        ).stdout
+        return dict(line.split() for line in out.splitlines())
+
+    def service_cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds each running service has used so far, from its container's cgroup."""
+        usage = {}
+        for container, service in self.container_ids().items():
+            seconds = cpu_seconds(container)
+            if seconds is None:
+                raise RuntimeError(f"cannot read the cgroup CPU counter of {service} ({container[:12]})")
+            usage[service] = seconds
+        return usage
+
     def service_memory_mib(self) -> dict[str, float]:
         """`docker stats --no-stream` MEM USAGE of each running service, in MiB."""
-        ids = self.compose("ps", "--quiet").stdout.split()
-        services = dict(
-            line.split()
-            for line in self.docker(
-                "inspect", "--format", '{{.Id}} {{index .Config.Labels "com.docker.compose.service"}}', *ids
-            ).stdout.splitlines()
-        )
-        out = self.docker("stats", "--no-stream", "--format", "{{json .}}", *ids).stdout
+        services = self.container_ids()
+        out = self.docker("stats", "--no-stream", "--format", "{{json .}}", *services).stdout
         usage: dict[str, float] = {}
         for line in out.splitlines():
             row = json.loads(line)

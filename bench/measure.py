@@ -1,5 +1,6 @@
-"""The measurements. Each function drives the stack (or the floor) and returns its table rows;
-details that do not fit the table (per-service, per-phase, per-step numbers) go into ``details``.
+"""The measurements. Each function measures one stack (A or B) and returns its table rows; run.py
+pairs A's rows with B's by name. Details that do not fit the table (per service, per phase, per
+step, per run) go into ``details``, keyed by the stack's label.
 """
 
 from __future__ import annotations
@@ -18,8 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from harness import BASE_IMAGE, DAGSTER_IMAGES, BenchStack, wait_for
-from report import DEPLOY_DOCKER, Metric
-from runs import PHASES, RunFailed, RunTimeline, describe, launch_and_wait, median_phases
+from report import HISTORICAL_DEPLOY_DOCKER, Metric
+from runs import (
+    PHASES,
+    RunFailed,
+    RunTimeline,
+    describe,
+    launch_and_wait,
+    launch_batch,
+    median_phases,
+    wait_for_batch,
+)
 from sample_api.testing import running_sample_api
 from template_tools.locations import ROOT
 
@@ -27,8 +37,14 @@ FLOOR_SCRIPT = Path(__file__).with_name("floor.py")
 SIMPLE_JOB = ("data_extraction_job", "simple_ops")
 MODULAR_JOB = ("all_assets_job", "modular_assets")
 MODULAR_ASSETS = 13
+#: The throughput batch cycles through these: both locations, ops and asset jobs, small and large.
+THROUGHPUT_MIX = (SIMPLE_JOB, MODULAR_JOB, ("user_assets_job", "simple_ops"), ("sources_job", "modular_assets"))
 #: Run memory limits (GiB) to raise DAGSTER_MAX_RUN_MEMORY to, in turn, when a scale run is OOM-killed.
 RUN_MEMORY_LIMITS_GIB = (2, 4, 8, 12)
+#: What DAGSTER_MONITORING=0 leaves out.
+MONITORING_SERVICES = ("metrics", "prometheus", "alertmanager")
+#: Host processes of the Docker engine (health checks are `docker exec`s: they cost CPU here too).
+ENGINE_PROCESSES = ("dockerd", "containerd", "containerd-shim", "containerd-shim-runc-v2", "runc")
 
 
 @dataclass(frozen=True)
@@ -52,7 +68,7 @@ def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-# --- 5. footprint ----------------------------------------------------------------------
+# --- footprint (A only: B runs the same images) -------------------------------------------
 def build_images(stack: BenchStack, cold: bool, details: dict[str, Any]) -> list[Metric]:
     """Build the stack's images; with ``cold``, time a --no-cache build of the Dagster images."""
     metrics = []
@@ -82,134 +98,95 @@ def image_sizes(stack: BenchStack) -> list[Metric]:
     for name in DAGSTER_IMAGES:
         size = stack.image_size_mb(stack.image(name))
         if name == "dagster":
-            reference, target = DEPLOY_DOCKER["webserver_image_mb"], 430.0
-            label = "image: webserver/daemon"
+            historical, label = HISTORICAL_DEPLOY_DOCKER["webserver_image_mb"], "image: webserver/daemon"
         else:
-            reference, target = DEPLOY_DOCKER["code_location_image_mb"], 400.0
-            label = f"image: code location {name}"
+            historical, label = HISTORICAL_DEPLOY_DOCKER["code_location_image_mb"], f"image: code location {name}"
         rows.append(
-            Metric(label, "MB", [size], f"base {base:.0f} MB (+{size - base:.0f}); deploy_docker {reference}", target)
+            Metric(
+                label, "MB", [size], f"base {base:.0f} MB (+{size - base:.0f}); historical deploy_docker {historical}"
+            )
         )
     return rows
 
 
-#: What DAGSTER_MONITORING=0 leaves out.
-MONITORING_SERVICES = ("metrics", "prometheus", "alertmanager")
-
-
-def idle_memory(stack: BenchStack, idle_s: float, samples: int, details: dict[str, Any]) -> list[Metric]:
-    """Sum of `docker stats` MEM USAGE of all services after ``idle_s`` without runs."""
-    time.sleep(idle_s)
-    totals, per_service = [], []
-    for _ in range(samples):
-        usage = stack.service_memory_mib()
-        per_service.append(usage)
-        totals.append(sum(usage.values()))
-        time.sleep(3)
-    details["idle_memory_mib"] = {"per_service": per_service, "load": load_average()}
-    monitoring = [sum(mib for service, mib in usage.items() if service in MONITORING_SERVICES) for usage in per_service]
+# --- start-up and idle ------------------------------------------------------------------
+def start(stack: BenchStack, fresh: bool, details: dict[str, Any]) -> list[Metric]:
+    """One cold (``fresh``) or warm start: `up` to all services healthy and to every location loaded."""
+    kind = "cold" if fresh else "warm"
+    times = stack.start(fresh)
+    details.setdefault(f"{kind}_starts", []).append(
+        {"healthy_s": times.healthy_s, "loaded_s": times.loaded_s, "services": times.services, "load": load_average()}
+    )
+    what = "down -v, then up" if fresh else "down, then up (volumes kept)"
     return [
-        Metric(
-            f"idle memory: all {len(per_service[0])} services",
-            "MiB",
-            totals,
-            f"deploy_docker {DEPLOY_DOCKER['idle_mib']} MiB (4 containers)",
-            600.0,
-        ),
-        Metric(
-            "idle memory: without monitoring (DAGSTER_MONITORING=0)",
-            "MiB",
-            [total - cost for total, cost in zip(totals, monitoring, strict=True)],
-            "",
-        ),
-        Metric("idle memory: monitoring's cost (" + ", ".join(MONITORING_SERVICES) + ")", "MiB", monitoring, ""),
+        Metric(f"{kind} start: up -> every location loaded", "s", [times.loaded_s], what, 6.0 if fresh else 8.0),
+        Metric(f"  {kind} start: up -> all services healthy (up --wait returns)", "s", [times.healthy_s]),
     ]
 
 
-# --- 1. start-up -------------------------------------------------------------------------
-def cold_starts(stack: BenchStack, repeat: int, details: dict[str, Any]) -> list[Metric]:
-    """`down -v` then `up`: time to all services healthy and to both locations loaded."""
-    healthy = Metric("cold start: up -> all services healthy", "s")
-    loaded = Metric(
-        "cold start: up -> both locations loaded",
-        "s",
-        reference=f"deploy_docker {DEPLOY_DOCKER['up_to_loaded_s']} s",
-        target=6.0,
-    )
-    runs = []
-    for _ in range(repeat):
-        start = stack.cold_start()
-        healthy.samples.append(start.healthy_s)
-        loaded.samples.append(start.loaded_s)
-        runs.append(
-            {
-                "healthy_s": start.healthy_s,
-                "loaded_s": start.loaded_s,
-                "services": start.services,
-                "load": load_average(),
-            }
-        )
-    details["cold_starts"] = runs
-    return [healthy, loaded]
+def _engine_cpu_seconds() -> float | None:
+    """CPU seconds used so far by the Docker engine's host processes, or None if /proc shows none."""
+    total, found = 0.0, False
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name, fields = text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 2 :].split()
+        if name in ENGINE_PROCESSES or name.startswith("containerd-shim"):
+            found = True
+            total += (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks (USER_HZ 100)
+    return total if found else None
 
 
-def redeploys(stack: BenchStack, location: str, repeat: int, details: dict[str, Any]) -> list[Metric]:
-    """Code-only change of one location: rebuild its image, recreate its service, wait for the new code.
+def _no_runs_in_progress(stack: BenchStack) -> bool:
+    query = "{ runsOrError(filter: {statuses: [QUEUED, STARTING, STARTED]}) { ... on Runs { count } } }"
+    return stack.graphql(query)["runsOrError"]["count"] == 0
 
-    The change (a comment with a fresh marker appended to definitions.py) is made in a temporary
-    copy of the build context, used through an extra compose file that points the service's build
-    there; the repository's files are never touched. "Loaded" means the webserver reports the
-    location LOADED with a new versionKey (the new code server's id).
+
+def idle(stack: BenchStack, settle_s: float, window_s: float, details: dict[str, Any]) -> list[Metric]:
+    """CPU (from each container's cgroup counter) and memory of the whole stack with no run in progress.
+
+    Sensors and schedules run as deployed. Waits until no run is queued or running, then
+    ``settle_s``, then counts the CPU used over ``window_s``, in CPU-seconds per minute.
     """
-    context = stack.workdir / "build-context"
-    shutil.copytree(
-        ROOT,
-        context,
-        dirs_exist_ok=True,
-        ignore=shutil.ignore_patterns(
-            ".git", ".venv", ".tools", ".pytest_cache", "__pycache__", "test-artifacts", "exports", ".secrets"
-        ),
+    wait_for(functools.partial(_no_runs_in_progress, stack), timeout=300, interval=3, what="no run in progress")
+    time.sleep(settle_s)
+    before, engine_before, started = stack.service_cpu_seconds(), _engine_cpu_seconds(), time.monotonic()
+    time.sleep(window_s)
+    after, engine_after = stack.service_cpu_seconds(), _engine_cpu_seconds()
+    per_minute = 60 / (time.monotonic() - started)
+    cpu = {service: (after[service] - before[service]) * per_minute for service in after if service in before}
+    memory = stack.service_memory_mib()
+    details.setdefault("idle", []).append({"cpu_s_per_min": cpu, "memory_mib": memory, "load": load_average()})
+    monitoring_cpu = sum(value for service, value in cpu.items() if service in MONITORING_SERVICES)
+    monitoring_mib = sum(value for service, value in memory.items() if service in MONITORING_SERVICES)
+    top = ", ".join(f"{service} {value:.1f}" for service, value in sorted(cpu.items(), key=lambda kv: -kv[1])[:3])
+    engine = (
+        [(engine_after - engine_before) * per_minute] if engine_before is not None and engine_after is not None else []
     )
-    stack.override_file = stack.workdir / "redeploy.yml"
-    stack.override_file.write_text(json.dumps({"services": {location: {"build": {"context": str(context)}}}}))
-    definitions = context / "code_locations" / location / "src" / location / "definitions.py"
-    rebuild = Metric(f"code-only rebuild of the {location} image", "s", reference="~1 s expected")
-    recreate = Metric(f"redeploy: recreate {location} service", "s")
-    to_loaded = Metric(f"redeploy: recreate -> new {location} code loaded", "s", target=3.0)
-    runs = []
-    try:
-        for _ in range(repeat):
-            with definitions.open("a") as handle:
-                handle.write(f"# bench redeploy {uuid.uuid4().hex}\n")
-            before = stack.locations()[location]["versionKey"]
-            started = time.monotonic()
-            stack.compose("build", location)
-            rebuild.samples.append(time.monotonic() - started)
-            started = time.monotonic()
-            stack.recreate(location)
-            recreate.samples.append(time.monotonic() - started)
-            wait_for(
-                functools.partial(stack.loaded_version, location, other_than=before),
-                timeout=120,
-                interval=0.1,
-                what=f"the new {location} code to load",
-            )
-            to_loaded.samples.append(time.monotonic() - started)
-            runs.append(
-                {
-                    "rebuild_s": rebuild.samples[-1],
-                    "recreate_s": recreate.samples[-1],
-                    "to_loaded_s": to_loaded.samples[-1],
-                    "load": load_average(),
-                }
-            )
-    finally:
-        stack.override_file = None
-    details["redeploys"] = runs
-    return [rebuild, recreate, to_loaded]
+    return [
+        Metric(
+            f"idle CPU: all {len(cpu)} services (cgroups)",
+            "CPU-s/min",
+            [sum(cpu.values())],
+            f"most: {top}",
+            3.0,
+            "<= 3 CPU-s/min (0.05 core)",
+        ),
+        Metric("  idle CPU: monitoring (" + ", ".join(MONITORING_SERVICES) + ")", "CPU-s/min", [monitoring_cpu]),
+        Metric(
+            "  idle CPU: Docker engine on the host (dockerd, containerd, shims)",
+            "CPU-s/min",
+            engine,
+            "health checks are `docker exec`s: outside the containers' cgroups",
+        ),
+        Metric(f"idle memory: all {len(memory)} services", "MiB", [sum(memory.values())], "", 600.0),
+        Metric("  idle memory: monitoring (" + ", ".join(MONITORING_SERVICES) + ")", "MiB", [monitoring_mib]),
+    ]
 
 
-# --- 2. run latency ----------------------------------------------------------------------
+# --- run latency -------------------------------------------------------------------------
 def run_latency(stack: BenchStack, repeat: int, details: dict[str, Any]) -> tuple[list[Metric], list[RunTimeline]]:
     """Launch -> SUCCESS of both jobs at seed size (after one discarded warm-up run each), by phase.
 
@@ -220,15 +197,9 @@ def run_latency(stack: BenchStack, repeat: int, details: dict[str, Any]) -> tupl
     for job, location in (SIMPLE_JOB, MODULAR_JOB):
         launch_and_wait(stack, job, location)  # warm-up
         timelines = [launch_and_wait(stack, job, location) for _ in range(repeat)]
-        reference = f"deploy_docker {DEPLOY_DOCKER['launch_to_success_s']} s (1 asset)"
+        target = 0.25 if job == MODULAR_JOB[0] else None
         metrics.append(
-            Metric(
-                f"run {job}: launch -> SUCCESS",
-                "s",
-                [t.total_s for t in timelines],
-                reference,
-                4.5 if job == MODULAR_JOB[0] else None,
-            )
+            Metric(f"run {job}: launch -> SUCCESS", "s", [t.total_s for t in timelines], ratio_target=target)
         )
         for name, _, _ in PHASES:
             metrics.append(Metric(f"  {job}: {name}", "s", [t.phases()[name] for t in timelines]))
@@ -242,7 +213,127 @@ def run_latency(stack: BenchStack, repeat: int, details: dict[str, Any]) -> tupl
     return metrics, modular
 
 
-# --- 3. orchestration overhead -----------------------------------------------------------
+# --- throughput --------------------------------------------------------------------------
+def throughput(stack: BenchStack, count: int, details: dict[str, Any]) -> list[Metric]:
+    """``count`` runs queued at once over both locations (THROUGHPUT_MIX), until all have ended.
+
+    Runs per minute from the first launch to the last run's end; launch -> end of each run (its
+    wait in the queue included). The instance's concurrency limits are the same for A and B.
+    """
+    batch = f"throughput-{uuid.uuid4().hex[:8]}"
+    jobs = [THROUGHPUT_MIX[i % len(THROUGHPUT_MIX)] for i in range(count)]
+    runs = wait_for_batch(stack, batch, launch_batch(stack, batch, jobs), timeout=120 + 60 * count)
+    failed = [run for run in runs if run.status != "SUCCESS"]
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {count} throughput runs did not succeed: {failed[:3]}")
+    first, last = min(run.submitted for run in runs), max(run.ended or 0 for run in runs)
+    totals = sorted(run.total_s for run in runs)
+    p95 = totals[min(len(totals) - 1, round(0.95 * (len(totals) - 1)))]
+    details["throughput"] = {
+        "runs": [dataclasses.asdict(run) for run in runs],
+        "wall_s": last - first,
+        "load": load_average(),
+    }
+    return [
+        Metric(
+            f"throughput: {count} queued runs, both locations",
+            "runs/min",
+            [count / (last - first) * 60],
+            " + ".join(sorted({job for job, _ in THROUGHPUT_MIX})),
+            ratio_target=3.0,
+            higher_is_better=True,
+        ),
+        Metric("  throughput: launch -> end of a run, p50", "s", [statistics.median(totals)]),
+        Metric("  throughput: launch -> end of a run, p95", "s", [p95]),
+    ]
+
+
+# --- redeploy under load -----------------------------------------------------------------
+def _build_context(stack: BenchStack, location: str) -> Path:
+    """A copy of the build context, used through an extra compose file that points the location's
+    build there: the redeploys change its definitions.py, never the repository's."""
+    context = stack.workdir / "build-context"
+    if not context.exists():
+        shutil.copytree(
+            ROOT,
+            context,
+            ignore=shutil.ignore_patterns(
+                ".git", ".venv", ".tools", ".pytest_cache", "__pycache__", "test-artifacts", "exports", ".secrets"
+            ),
+        )
+    stack.override_file = stack.workdir / "redeploy.yml"
+    stack.override_file.write_text(json.dumps({"services": {location: {"build": {"context": str(context)}}}}))
+    return context / "code_locations" / location / "src" / location / "definitions.py"
+
+
+def redeploys(stack: BenchStack, repeat: int, per_location: int, details: dict[str, Any]) -> list[Metric]:
+    """A code-only redeploy of modular_assets while both teams have work queued, ``repeat`` times.
+
+    Each time: the sensors are started, ``per_location`` runs of each location are queued (the
+    instance starts 2 per location at once, so some of the redeployed location's wait), the
+    location's image is rebuilt with a changed definitions.py and its service recreated. Then
+    until every run has ended: the runs that did not succeed (lost), the sensor and schedule
+    ticks that failed, and the time from the recreate until the webserver serves the new code
+    (the location LOADED with a new versionKey, the new server's id).
+    """
+    location, other = MODULAR_JOB[1], SIMPLE_JOB[1]
+    definitions = _build_context(stack, location)
+    rebuild = Metric(f"code-only rebuild of the {location} image", "s")
+    served = Metric(f"redeploy: recreate -> new {location} code served", "s", target=3.0)
+    lost = {
+        name: Metric(
+            f"redeploy: runs lost, {name} (redeployed)" if name == location else f"redeploy: runs lost, {name}",
+            "",
+            target=0,
+        )
+        for name in (location, other)
+    }
+    ticks = Metric("redeploy: sensor and schedule ticks failed", "")
+    rounds: list[dict[str, Any]] = []
+    stack.set_sensors(running=True)
+    try:
+        for _ in range(repeat):
+            with definitions.open("a") as handle:
+                handle.write(f"# bench redeploy {uuid.uuid4().hex}\n")
+            started = time.monotonic()
+            stack.compose("build", location)
+            rebuild.samples.append(time.monotonic() - started)
+            before, since = stack.locations()[location]["versionKey"], time.time()
+            batch = f"redeploy-{uuid.uuid4().hex[:8]}"
+            runs = launch_batch(stack, batch, [MODULAR_JOB, SIMPLE_JOB] * per_location)
+            started = time.monotonic()
+            stack.recreate(location)
+            wait_for(
+                functools.partial(stack.loaded_version, location, other_than=before),
+                timeout=120,
+                interval=0.1,
+                what=f"the new {location} code to load",
+            )
+            served.samples.append(time.monotonic() - started)
+            wait_for_batch(stack, batch, runs, timeout=900)
+            for name, metric in lost.items():
+                metric.samples.append(sum(run.location == name and run.status != "SUCCESS" for run in runs))
+            failed_ticks = stack.failed_ticks(since)
+            ticks.samples.append(len(failed_ticks))
+            rounds.append(
+                {
+                    "rebuild_s": rebuild.samples[-1],
+                    "served_s": served.samples[-1],
+                    "runs": [dataclasses.asdict(run) for run in runs],
+                    "failed_ticks": failed_ticks,
+                    "load": load_average(),
+                }
+            )
+    finally:
+        stack.override_file = None
+        stack.set_sensors(running=False)
+    details["redeploys"] = rounds
+    failed_names = sorted({tick.split(":")[0] for round_ in rounds for tick in round_["failed_ticks"]})
+    ticks.reference = ", ".join(failed_names) or "(sensors tick every 30 s: a failure needs a tick while it is down)"
+    return [served, *lost.values(), ticks, rebuild]
+
+
+# --- orchestration overhead -------------------------------------------------------------
 def run_floor(scale: Scale, out_dir: Path) -> dict[str, Any]:
     """One floor run (bench/floor.py in a fresh process) against a local sample API of ``scale``.
 
@@ -262,20 +353,30 @@ def run_floor(scale: Scale, out_dir: Path) -> dict[str, Any]:
     return {**floor, "process_s": process_s, "plain_process_s": process_s - floor["location_import_s"]}
 
 
-def overhead(stack: BenchStack, modular: list[RunTimeline], repeat: int, details: dict[str, Any]) -> list[Metric]:
+def floor_runs(
+    scale: Scale, repeat: int, out_dir: Path, cache: dict[Scale, list[dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """``repeat`` floor runs at ``scale``, measured once per benchmark (both stacks share them)."""
+    if scale not in cache:
+        cache[scale] = [run_floor(scale, out_dir / f"floor-{scale.users}") for _ in range(repeat)]
+    return cache[scale]
+
+
+def overhead(modular: list[RunTimeline], floors: list[dict[str, Any]], details: dict[str, Any]) -> list[Metric]:
     """The 13 assets and their checks as plain functions in one process vs the same steps in a run."""
-    floors = [run_floor(SEED, stack.workdir / "floor-seed") for _ in range(repeat)]
     floor = Metric(
         "floor: the 13 assets and their checks as plain functions",
         "s",
         [f["pipeline_s"] for f in floors],
         "one process, fetch included, imports excluded",
+        shared=True,
     )
     floor_process = Metric(
         "floor: the same as a fresh pandas-only process",
         "s",
         [f["plain_process_s"] for f in floors],
         "Dagster's import excluded",
+        shared=True,
     )
     steps = Metric(
         "run all_assets_job: first step start -> last step end",
@@ -296,8 +397,15 @@ def overhead(stack: BenchStack, modular: list[RunTimeline], repeat: int, details
     return [floor, floor_process, steps, per_asset]
 
 
-# --- 4. scale ----------------------------------------------------------------------------
-def scale_runs(stack: BenchStack, scale: Scale, repeat: int, largest: bool, details: dict[str, Any]) -> list[Metric]:
+# --- scale ------------------------------------------------------------------------------
+def scale_runs(
+    stack: BenchStack,
+    scale: Scale,
+    repeat: int,
+    largest: bool,
+    floor_cache: dict[Scale, list[dict[str, Any]]],
+    details: dict[str, Any],
+) -> list[Metric]:
     """all_assets_job at ``scale`` (wall time, peak memory of its container) vs the floor on the same data.
 
     A run that is OOM-killed is repeated with the next larger limit of RUN_MEMORY_LIMITS_GIB (the
@@ -324,7 +432,7 @@ def scale_runs(stack: BenchStack, scale: Scale, repeat: int, largest: bool, deta
             set_run_memory(stack, f"{larger[0]}g")
     limits = {t.memory.limit_mib for t in timelines if t.memory and t.memory.samples}
     limit = "/".join(f"{mib / 1024:g}g" for mib in sorted(limits)) or "?"
-    floors = [run_floor(scale, stack.workdir / f"floor-{scale.users}") for _ in range(repeat)]
+    floors = floor_runs(scale, repeat, stack.workdir, floor_cache)
     details[f"scale_{scale.label}"] = {
         "users": scale.users,
         "posts": scale.posts,
@@ -354,6 +462,7 @@ def scale_runs(stack: BenchStack, scale: Scale, repeat: int, largest: bool, deta
             "s",
             [f["plain_process_s"] for f in floors],
             f"{statistics.median(f['process_s'] for f in floors):.2f} s with Dagster's import",
+            shared=True,
         ),
         Metric("  run: first step start -> last step end", "s", [t.steps_s for t in timelines]),
         Metric(
@@ -374,6 +483,7 @@ def scale_runs(stack: BenchStack, scale: Scale, repeat: int, largest: bool, deta
             "MiB",
             [f["plain_peak_rss_mib"] for f in floors],
             f"{statistics.median(f['peak_rss_mib'] for f in floors):.0f} MiB with Dagster imported",
+            shared=True,
         ),
     ]
 
@@ -395,3 +505,16 @@ def set_run_memory(stack: BenchStack, limit: str) -> None:
             interval=0.5,
             what=f"{name} to reload",
         )
+
+
+# --- metrics scrape ------------------------------------------------------------------------
+def scrape_cost(stack: BenchStack, details: dict[str, Any]) -> list[Metric]:
+    """How long Prometheus' scrapes of the metrics service took over the last 10 minutes (its own
+    scrape_duration_seconds), with the number of runs the instance then held."""
+    [series] = stack.prometheus_query('scrape_duration_seconds{job="dagster"}[10m]')
+    durations = [float(value) * 1000 for _, value in series["values"]]
+    runs = stack.graphql("{ runsOrError { ... on Runs { count } } }")["runsOrError"]["count"]
+    details["scrape_ms"] = {"samples": durations, "runs": runs}
+    return [
+        Metric("metrics scrape: Prometheus' scrape of the exporter", "ms", durations, f"{runs} runs in the instance")
+    ]

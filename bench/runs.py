@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import BenchStack
+from harness import BenchStack, cgroup_dir
 
 LAUNCH_MUTATION = """
 mutation ($params: ExecutionParams!) { launchRun(executionParams: $params) { __typename
@@ -113,12 +113,14 @@ def run_events(stack: BenchStack, run_id: str) -> tuple[str, list[dict[str, Any]
         cursor = connection["cursor"]
 
 
-def launch(stack: BenchStack, job: str, location: str) -> str:
-    """Launch ``job`` with one GraphQL request (as the UI does); return the run id."""
+def launch(stack: BenchStack, job: str, location: str, tags: dict[str, str] | None = None) -> str:
+    """Launch ``job`` with one GraphQL request (as the UI does), with the stack's run config (the
+    stock variant's asks for the multiprocess executor); return the run id."""
+    tags = {**RUN_TAGS, **(tags or {})}
     params = {
         "selector": {"repositoryLocationName": location, "repositoryName": "__repository__", "jobName": job},
-        "runConfigData": {},
-        "executionMetadata": {"tags": [{"key": key, "value": value} for key, value in RUN_TAGS.items()]},
+        "runConfigData": stack.run_config,
+        "executionMetadata": {"tags": [{"key": key, "value": value} for key, value in tags.items()]},
     }
     result = stack.graphql(LAUNCH_MUTATION, {"params": params})["launchRun"]
     if result["__typename"] != "LaunchRunSuccess":
@@ -157,6 +159,56 @@ def launch_and_wait(
     timeline = timeline_from_events(run_id, status, submitted, events)
     timeline.memory = memory
     return timeline
+
+
+BATCH_QUERY = """
+query ($tag: String!) { runsOrError(filter: {tags: [{key: "bench/batch", value: $tag}]}) { ... on Runs {
+    results { runId status jobName endTime tags { key value } }
+} } }
+"""
+
+
+@dataclass
+class BatchRun:
+    """One run of a batch: what was launched, when, and how it ended (epoch seconds)."""
+
+    run_id: str
+    job: str
+    location: str
+    submitted: float
+    status: str = "QUEUED"
+    ended: float | None = None
+
+    @property
+    def total_s(self) -> float:
+        assert self.ended is not None
+        return self.ended - self.submitted
+
+
+def launch_batch(stack: BenchStack, batch: str, jobs: list[tuple[str, str]]) -> list[BatchRun]:
+    """Launch every (job, location) of ``jobs`` at once (they queue), tagged ``bench/batch=<batch>``."""
+    runs = []
+    for job, location in jobs:
+        submitted = time.time()
+        runs.append(BatchRun(launch(stack, job, location, {"bench/batch": batch}), job, location, submitted))
+    return runs
+
+
+def wait_for_batch(stack: BenchStack, batch: str, runs: list[BatchRun], timeout: float) -> list[BatchRun]:
+    """Poll (every 3 s: gently, the runs share the 2 cores) until every run of the batch has ended."""
+    by_id = {run.run_id: run for run in runs}
+    deadline = time.monotonic() + timeout
+    while True:
+        for result in stack.graphql(BATCH_QUERY, {"tag": batch})["runsOrError"]["results"]:
+            run = by_id.get(result["runId"])
+            if run is not None:
+                run.status, run.ended = result["status"], result["endTime"]
+        if all(run.status in FINISHED for run in runs):
+            return runs
+        if time.monotonic() > deadline:
+            pending = sum(run.status not in FINISHED for run in runs)
+            raise RuntimeError(f"{pending} of {len(runs)} runs of batch {batch} did not finish within {timeout:.0f} s")
+        time.sleep(3)
 
 
 class RunFailed(RuntimeError):
@@ -258,19 +310,6 @@ class RunMemorySampler:
             if line.startswith("oom_kill "):
                 peak.oom_kills = int(line.split()[1])
         peak.samples += 1
-
-
-def cgroup_dir(container_id: str) -> Path | None:
-    """The memory cgroup folder of a container (cgroup v1 or v2, cgroupfs or systemd driver)."""
-    for candidate in (
-        Path("/sys/fs/cgroup/memory/docker") / container_id,  # v1, cgroupfs
-        Path("/sys/fs/cgroup/memory/system.slice") / f"docker-{container_id}.scope",  # v1, systemd
-        Path("/sys/fs/cgroup/system.slice") / f"docker-{container_id}.scope",  # v2, systemd
-        Path("/sys/fs/cgroup/docker") / container_id,  # v2, cgroupfs
-    ):
-        if candidate.exists():
-            return candidate
-    return None
 
 
 def median_phases(timelines: list[RunTimeline]) -> dict[str, float]:
