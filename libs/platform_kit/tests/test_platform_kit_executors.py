@@ -26,10 +26,12 @@ def two_steps() -> None:
 
 
 def _run(run_config: dict) -> bool:
-    with dg.instance_for_test() as instance:
-        with dg.execute_job(dg.reconstructable(two_steps), instance, run_config=run_config) as result:
-            assert result.success
-            return result.output_for_node("same_process")
+    with (
+        dg.instance_for_test() as instance,
+        dg.execute_job(dg.reconstructable(two_steps), instance, run_config=run_config) as result,
+    ):
+        assert result.success
+        return result.output_for_node("same_process")
 
 
 def test_steps_share_the_run_process_by_default() -> None:
