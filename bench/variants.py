@@ -11,6 +11,7 @@ Dagster's default settings for everything the template tunes:
 - the code servers: ``dagster code-server start`` (a proxy plus a child) instead of one
   ``dagster api grpc`` process;
 - health checks: Dagster's own CLI checks, every 10 s, and no watchdogs.
+- the migration: ``dagster instance migrate`` on every start (A skips it when already done).
 
 Everything else (networks, volumes, limits, the run launcher's policy, concurrency limits) is A's,
 so a difference between the two is the settings', not the deployment's. The compose part is
