@@ -26,15 +26,19 @@ psql() {
   command psql -v ON_ERROR_STOP=1 --no-psqlrc -q -h /var/run/postgresql -U "$POSTGRES_USER" "$@"
 }
 
-# The server may still be starting (its health check passes on TCP first).
+# Compose starts this with Postgres, not after its health check: wait for the server here.
+# Not pg_isready: on a fresh volume the image's entrypoint first runs a temporary server on
+# this socket only (listen_addresses=''), to create the database, and stops it again. The
+# real server is the one that listens on TCP.
+wait_seconds=${POSTGRES_ROLES_WAIT_SECONDS:-120}
 tries=0
-until psql -d postgres -c 'select 1' >/dev/null 2>&1; do
+until [ "$(psql -d postgres -tA -c "SELECT current_setting('listen_addresses') <> ''" 2>/dev/null)" = t ]; do
   tries=$((tries + 1))
-  if [ "$tries" -ge 60 ]; then
-    echo "postgres-roles: cannot connect to Postgres as $POSTGRES_USER through /var/run/postgresql after 60 s" >&2
+  if [ "$tries" -ge $((wait_seconds * 5)) ]; then
+    echo "postgres-roles: Postgres did not accept connections as $POSTGRES_USER through /var/run/postgresql within ${wait_seconds} s (see: docker compose logs postgres)" >&2
     exit 1
   fi
-  sleep 1
+  sleep 0.2
 done
 
 psql -d postgres -v app="$DAGSTER_PG_USER" -v password="$DAGSTER_PG_PASSWORD" -v db="$POSTGRES_DB" \

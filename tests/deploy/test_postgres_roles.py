@@ -55,11 +55,13 @@ class Server:
             host="127.0.0.1", port=self.port, user=user, password=password, dbname="dagster", connect_timeout=5
         )
 
-    def run_roles(self) -> subprocess.CompletedProcess[str]:
-        """roles.sh as compose runs it: the Postgres image, no network, only the socket volume."""
+    def run_roles(self, *env: str) -> subprocess.CompletedProcess[str]:
+        """roles.sh as compose runs it: the Postgres image, no network, only the socket volume
+        (``env``: more NAME=VALUE settings)."""
         return docker(
             "run",
             "--rm",
+            *(option for setting in env for option in ("-e", setting)),
             "--user",
             "postgres",
             "--network",
@@ -101,10 +103,10 @@ class Server:
 
 
 @pytest.fixture
-def server_factory() -> Iterator[Callable[[str], Server]]:
+def server_factory() -> Iterator[Callable[..., Server]]:
     started: list[str] = []
 
-    def start(superuser: str) -> Server:
+    def start(superuser: str, wait: bool = True) -> Server:
         server = Server(f"pgroles-test-{secrets.token_hex(4)}", free_port(), superuser, secrets.token_urlsafe(12))
         started.append(server.name)
         docker(
@@ -136,7 +138,8 @@ def server_factory() -> Iterator[Callable[[str], Server]]:
                 return False
             return True
 
-        wait_for(ready, timeout=60, interval=0.5, what=f"{server.name} to accept connections")
+        if wait:
+            wait_for(ready, timeout=60, interval=0.5, what=f"{server.name} to accept connections")
         return server
 
     yield start
@@ -210,3 +213,27 @@ def test_the_superuser_as_dagster_role_is_refused_with_the_fix(server_factory: C
 
     assert result.returncode == 78
     assert "Dagster must not connect as the superuser" in result.stderr
+
+
+def test_it_waits_for_a_postgres_that_is_still_initialising_its_volume(
+    server_factory: Callable[..., Server],
+) -> None:
+    """Compose starts it with Postgres, not after Postgres' health check: on a fresh volume it must
+    wait through initdb and the entrypoint's temporary socket-only server, for the real one."""
+    fresh = server_factory("postgres", wait=False)
+
+    result = fresh.run_roles()
+
+    assert result.returncode == 0, result.stderr
+    _is_least_privilege(fresh)
+
+
+def test_no_postgres_at_all_is_named_after_the_wait() -> None:
+    nowhere = Server(f"pgroles-test-{secrets.token_hex(4)}", free_port(), "postgres", "unused")
+    try:
+        result = nowhere.run_roles("POSTGRES_ROLES_WAIT_SECONDS=1")
+    finally:
+        docker("volume", "rm", "--force", f"{nowhere.name}-socket", check=False)
+
+    assert result.returncode == 1
+    assert "Postgres did not accept connections as postgres through /var/run/postgresql within 1 s" in result.stderr

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ import pytest
 
 from sample_api.__main__ import resolve_settings
 from sample_api.config import Config, SettingError
+from sample_api.server import make_server, start_heartbeat
 from sample_api.testing import SampleApi, running_sample_api
 
 if TYPE_CHECKING:
@@ -33,7 +35,7 @@ def _environment(**variables: str) -> dict[str, str]:
 
 
 def _args(**values: str) -> argparse.Namespace:
-    names = ("host", "port", "quiet", *Config().to_json())
+    names = ("host", "port", "quiet", "health_file", *Config().to_json())
     return argparse.Namespace(**{name: values.get(name) for name in names})
 
 
@@ -100,7 +102,7 @@ def test_settings_come_from_the_cli_then_the_environment_then_the_defaults() -> 
     environ = {"SAMPLE_API_USERS": "3", "SAMPLE_API_SEED": "9", "SAMPLE_API_MODE": " ", "SAMPLE_API_QUIET": "yes"}
     options, config = resolve_settings(_args(users="5", fault_paths="/posts, /users"), environ)
 
-    assert options == {"host": "127.0.0.1", "port": 8080, "quiet": True}
+    assert options == {"host": "127.0.0.1", "port": 8080, "quiet": True, "health_file": ""}
     assert config == Config(users=5, seed=9, fault_paths=("/posts", "/users"))
 
 
@@ -119,3 +121,52 @@ def test_the_same_knobs_give_the_same_bytes_in_separate_processes(api: SampleApi
     assert [fetch(api.url + path).body for path in paths] == bodies
     api.configure(seed=8)
     assert fetch(api.url + "/users").body != bodies[0]
+
+
+def test_with_a_health_file_it_touches_it_after_answering_its_own_health_and_does_not_log_that(
+    tmp_path: Path,
+) -> None:
+    """Docker's health check only looks at the file's age (no Python start per probe)."""
+    health = tmp_path / "alive"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sample_api"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_environment(SAMPLE_API_HEALTH_FILE=str(health)),
+    )
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not health.exists():
+            assert time.monotonic() < deadline and process.poll() is None, "no heartbeat"
+            time.sleep(0.05)
+        assert time.time() - health.stat().st_mtime < 5
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=TIMEOUT)
+    assert process.returncode == 0
+    assert b"/health" not in stderr  # the heartbeat's requests are not logged (others are)
+
+
+def test_the_heartbeat_stops_when_the_server_stops_answering(tmp_path: Path) -> None:
+    health = tmp_path / "alive"
+    server = make_server("127.0.0.1", 0, Config(), quiet=True)
+    serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    serving.start()
+    try:
+        start_heartbeat(server, health, interval=0.05, timeout=0.5)
+        deadline = time.monotonic() + TIMEOUT
+        while not health.exists():
+            assert time.monotonic() < deadline, "no heartbeat"
+            time.sleep(0.02)
+        first = health.stat().st_mtime_ns
+        while health.stat().st_mtime_ns == first:  # touched again and again
+            assert time.monotonic() < deadline, "no second heartbeat"
+            time.sleep(0.02)
+
+        server.shutdown()  # still listening, no longer answering: as a hung server
+        time.sleep(1)  # a heartbeat in flight finishes or times out
+        stopped = health.stat().st_mtime_ns
+        time.sleep(1.5)
+        assert health.stat().st_mtime_ns == stopped
+    finally:
+        server.server_close()

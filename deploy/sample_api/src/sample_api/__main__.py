@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sample_api.config import KNOBS, SERVER_DEFAULTS, SERVER_OPTIONS, Config, SettingError, env_var
-from sample_api.server import make_server
+from sample_api.server import make_server, start_heartbeat
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,6 +35,10 @@ def _parser() -> argparse.ArgumentParser:
             )
         elif name == "fault_paths":
             parser.add_argument(flag, metavar="PREFIX,...", help=help_text)
+        elif name == "health_file":
+            parser.add_argument(
+                flag, metavar="PATH", help=f"touch PATH after each answered self-check of /health (env {env_var(name)})"
+            )
         else:
             parser.add_argument(flag, metavar=name.upper(), help=help_text)
     return parser
@@ -73,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # shutdown() waits for serve_forever() to return, so it must not run on this (the main) thread.
         threading.Thread(target=server.shutdown, daemon=True).start()
 
+    if options["health_file"]:
+        start_heartbeat(server, options["health_file"])
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     print(f"sample-api listening on http://{options['host']}:{server.server_port}", flush=True)

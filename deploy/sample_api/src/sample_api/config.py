@@ -1,7 +1,7 @@
 """The settings of sample-api and their validation.
 
 *Knobs* (data size, seed, faults) can be set at start-up and changed at run time;
-*server options* (host, port, quiet) only at start-up. The same definitions parse
+*server options* (host, port, quiet, health file) only at start-up. The same definitions parse
 start-up text (command line and ``SAMPLE_API_*`` environment variables) and
 run-time JSON (``POST /__admin/config``), so both accept the same values and
 report the same messages.
@@ -145,8 +145,9 @@ SERVER_OPTIONS: dict[str, Setting] = {
     "host": Setting("a host name or IP address", str, bool),
     "port": _whole(0, 65535),
     "quiet": _flag(),
+    "health_file": Setting("a file path", str, bool),
 }
-SERVER_DEFAULTS: dict[str, Any] = {"host": "127.0.0.1", "port": 8080, "quiet": False}
+SERVER_DEFAULTS: dict[str, Any] = {"host": "127.0.0.1", "port": 8080, "quiet": False, "health_file": ""}
 
 
 def env_var(name: str) -> str:
