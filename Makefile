@@ -203,11 +203,11 @@ images: ## build every image and tag it for a registry: make images REGISTRY=<re
 
 # --- benchmarks (not part of `make test`; see bench/README.md) ------------------------
 .PHONY: bench
-bench: venv ## benchmark start-up, run latency, overhead, scale (to 1M posts) and footprint (~10 min)
+bench: venv ## this stack against stock Dagster settings, interleaved: start-up, idle, runs, throughput, redeploy, scale (~45-60 min)
 	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
 
 .PHONY: bench-quick
-bench-quick: venv ## a 1-2 minute subset of `make bench` (10x scale only, fewer repeats)
+bench-quick: venv ## A/B subset of `make bench`: one start round, 12 throughput runs, 10x scale (~15-20 min)
 	$(VENV)/bin/python bench/run.py --quick $(BENCH_ARGS)
 
 .PHONY: bench-storage
