@@ -7,20 +7,25 @@ refuses a workspace that breaks it, naming the entry and the fix:
 
 * ``location_name`` == the gRPC ``host`` == its compose service;
 * its project is ``code_locations/<name>/``, its package ``<name>``, its
-  definitions ``<name>.definitions``.
+  definitions ``<name>.definitions``;
+* its owning team is ``additional_metadata: {team: <team>}``.
 """
 
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
 
 ROOT = Path(__file__).resolve().parents[3]
 WORKSPACE = "workspace.yaml"
 NAME = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
+TEAM = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*$")
 
 
 class WorkspaceError(ValueError):
@@ -33,6 +38,8 @@ class CodeLocation:
 
     name: str
     port: int = 4000
+    #: The team that owns it (its people's roles, its CODEOWNERS line, its assets' owner).
+    team: str = ""
 
     @property
     def folder(self) -> str:
@@ -85,7 +92,14 @@ def parse_workspace(text: str, *, source: str = WORKSPACE) -> list[CodeLocation]
             raise WorkspaceError(f"{source}: location {name!r} needs an integer `port` (the code servers use 4000)")
         if any(existing.name == name for existing in locations):
             raise WorkspaceError(f"{source}: location {name!r} is listed twice; remove one entry")
-        locations.append(CodeLocation(name=name, port=port))
+        metadata = server.get("additional_metadata")
+        team = metadata.get("team") if isinstance(metadata, dict) else None
+        if not isinstance(team, str) or not TEAM.match(team):
+            raise WorkspaceError(
+                f"{source}: location {name!r} needs its owning team, e.g. `additional_metadata: {{team: billing}}` "
+                f"(lower-case letters and digits, separated by - _ or .), got {team!r}"
+            )
+        locations.append(CodeLocation(name=name, port=port, team=team))
     return locations
 
 
@@ -109,3 +123,45 @@ def read_locations(root: Path = ROOT) -> list[CodeLocation]:
 def location_names(root: Path = ROOT) -> list[str]:
     """Just the names, in workspace order."""
     return [location.name for location in read_locations(root)]
+
+
+def _round_trip() -> YAML:
+    """A YAML editor that keeps the comments and layout of workspace.yaml."""
+    editor = YAML()
+    editor.preserve_quotes = True
+    editor.indent(mapping=2, sequence=4, offset=2)
+    editor.width = 4096
+    return editor
+
+
+def _dump(editor: YAML, document: object) -> str:
+    out = io.StringIO()
+    editor.dump(document, out)
+    return out.getvalue()
+
+
+def add_location(text: str, location: CodeLocation) -> str:
+    """workspace.yaml's ``text`` with ``location`` appended to ``load_from`` (comments and layout kept)."""
+    editor = _round_trip()
+    document = editor.load(text)
+    server = {"location_name": location.name, "host": location.name, "port": location.port}
+    entry = CommentedMap(server | {"additional_metadata": CommentedMap({"team": location.team})})
+    document["load_from"].append(CommentedMap({"grpc_server": entry}))
+    new = _dump(editor, document)
+    if location.name not in [entry.name for entry in parse_workspace(new)]:
+        raise WorkspaceError(f"{WORKSPACE}: the edited file does not list {location.name}; is load_from a list?")
+    return new
+
+
+def remove_location(text: str, name: str) -> str:
+    """workspace.yaml's ``text`` without the entry of location ``name`` (comments and layout kept)."""
+    editor = _round_trip()
+    document = editor.load(text)
+    entries = document["load_from"]
+    keep = [entry for entry in entries if (entry.get("grpc_server") or {}).get("location_name") != name]
+    if len(keep) == len(entries):
+        raise WorkspaceError(f"{WORKSPACE} lists no code location named {name!r}")
+    for index in reversed(range(len(entries))):
+        if entries[index] not in keep:
+            del entries[index]
+    return _dump(editor, document)
