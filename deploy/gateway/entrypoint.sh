@@ -1,12 +1,12 @@
 #!/bin/sh
-# Renders the nginx config for the configured path prefix, checks that a
-# credentials file is there, then runs nginx (as the unprivileged gateway user).
+# Renders the nginx config (nginx.conf.template) for the configured path prefix and
+# upstreams, checks that a credentials file is there, then runs nginx (as the
+# unprivileged gateway user).
+#   gateway-entrypoint render   only prints the rendered config (the tests use it)
 set -eu
 HTPASSWD=/run/ui-secrets/htpasswd
-if [ ! -s "$HTPASSWD" ]; then
-  echo "gateway: no users in $HTPASSWD. The init service writes it on first start (docker compose up); see 'docker compose logs init' and README, 'UI users'." >&2
-  exit 1
-fi
+TEMPLATE="${GATEWAY_TEMPLATE:-/etc/nginx/nginx.conf.template}"
+RESOLV_CONF="${GATEWAY_RESOLV_CONF:-/etc/resolv.conf}"
 prefix="${DAGSTER_WEBSERVER_PATH_PREFIX:-}"
 prefix="${prefix%/}"
 case "$prefix" in
@@ -16,8 +16,36 @@ esac
 # With a prefix, / redirects to it; without one, / is the UI itself.
 redirect=""
 [ -n "$prefix" ] && redirect="    location = / { return 302 ${prefix}/; }"
-sed -e "s#__PREFIX__#${prefix}#g" -e "s#__ROOT_REDIRECT__#${redirect}#" \
-  /etc/nginx/nginx.conf.template > /tmp/nginx.conf
+# The upstreams: compose's service names by default; set empty, a part is left out
+# (Kubernetes has no viewer, and its monitoring is the cluster's).
+webserver="${GATEWAY_WEBSERVER-webserver:3000}"
+viewer="${GATEWAY_VIEWER-webserver_viewer:3000}"
+prometheus="${GATEWAY_PROMETHEUS-prometheus:9090}"
+alertmanager="${GATEWAY_ALERTMANAGER-alertmanager:9093}"
+drop=""
+[ -n "$viewer" ] || drop="$drop -e />>>.viewer/,/<<<.viewer/d"
+{ [ -n "$prometheus" ] && [ -n "$alertmanager" ]; } || drop="$drop -e />>>.monitoring/,/<<<.monitoring/d"
+# nginx resolves upstreams per request with the container's own DNS server.
+resolver=$(awk '$1 == "nameserver" { print $2; exit }' "$RESOLV_CONF")
+case "$resolver" in
+  "") echo "gateway: no nameserver in $RESOLV_CONF, so the upstreams cannot be resolved" >&2; exit 1 ;;
+  *:*) resolver="[$resolver]" ;;
+esac
+render() {
+  # shellcheck disable=SC2086 # $drop is a list of sed arguments
+  sed $drop -e "s#__PREFIX__#${prefix}#g" -e "s#__ROOT_REDIRECT__#${redirect}#" \
+    -e "s#__RESOLVER__#${resolver}#" -e "s#__WEBSERVER__#${webserver}#g" -e "s#__VIEWER__#${viewer}#g" \
+    -e "s#__PROMETHEUS__#${prometheus}#g" -e "s#__ALERTMANAGER__#${alertmanager}#g" "$TEMPLATE"
+}
+if [ "${1:-}" = render ]; then
+  render
+  exit 0
+fi
+if [ ! -s "$HTPASSWD" ]; then
+  echo "gateway: no users in $HTPASSWD. The init service writes it on first start (docker compose up); see 'docker compose logs init' and docs/security.md, 'UI users'." >&2
+  exit 1
+fi
+render > /tmp/nginx.conf
 # Docker restarts on exits, not on failed health checks: when nginx stops answering
 # 3 checks in a row (2 s apart, after it answered once), kill it so the container restarts.
 main=$$

@@ -14,6 +14,8 @@ Only the parts that the values set are rendered; Dagster and dagster_k8s then ch
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -246,3 +248,40 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "manifest" in metafunc.fixturenames:
         shipped = manifests()
         metafunc.parametrize("manifest", shipped, ids=[item.id for item in shipped])
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """The gateway's Kubernetes config (manifests/gateway-config.yaml) and the pod's env (gateway.yaml)."""
+
+    template: str
+    env: Mapping[str, str]
+
+    def render(self, folder: Path, **env: str) -> str:
+        """The config as the image's entrypoint renders it in the pod (``env`` overrides the pod's)."""
+        (folder / "nginx.conf.template").write_text(self.template, encoding="utf-8")
+        (folder / "resolv.conf").write_text("search dagster.svc.cluster.local\nnameserver 10.96.0.10\n")
+        variables = {
+            **self.env,
+            "PATH": "/usr/bin:/bin",
+            "GATEWAY_TEMPLATE": str(folder / "nginx.conf.template"),
+            "GATEWAY_RESOLV_CONF": str(folder / "resolv.conf"),
+            **env,
+        }
+        entrypoint = ROOT / "deploy" / "gateway" / "entrypoint.sh"
+        result = subprocess.run(["sh", str(entrypoint), "render"], env=variables, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+
+@pytest.fixture(scope="session")
+def k8s_gateway() -> Gateway:
+    manifests = KUBERNETES_DIR / "manifests"
+    config_map = next(doc for doc in documents(manifests / "gateway-config.yaml") if doc["kind"] == "ConfigMap")
+    deployment = next(doc for doc in documents(manifests / "gateway.yaml") if doc["kind"] == "Deployment")
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    env = {"POD_NAMESPACE": NAMESPACE}  # Kubernetes expands $(POD_NAMESPACE) in the values below
+    for item in container["env"]:
+        if "value" in item:
+            env[item["name"]] = re.sub(r"\$\((\w+)\)", lambda m: env[m[1]], item["value"])
+    return Gateway(template=config_map["data"]["nginx.conf.template"], env=env)

@@ -1,9 +1,10 @@
-"""The gateway's Kubernetes nginx config (manifests/gateway.yaml), run by a real nginx: login and CSRF rules.
+"""The gateway's Kubernetes nginx config (manifests/gateway-config.yaml), run by a real nginx: login and CSRF rules.
 
-Needs an nginx binary (Debian's nginx-light is what the gateway image runs); skipped without
-one. The config is rendered as the image's entrypoint renders it, with the chart's webserver
-replaced by a local stand-in and everything else (port, users file, temp paths) moved into a
-temporary folder. No Docker, no cluster.
+Needs an nginx binary (Debian's nginx-light is what the gateway image runs; `make test`
+installs it as root); skipped without one. The config is rendered by the image's own
+entrypoint with the Deployment's env, the chart's webserver replaced by a local stand-in
+and everything else (port, users file, temp paths) moved into a temporary folder. No
+Docker, no cluster.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-import yaml
 
 from template_tools import kubernetes
-from template_tools.locations import ROOT
+
+if TYPE_CHECKING:
+    from tests.kubernetes.conftest import Gateway
 
 NGINX = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if Path(p).exists()), None)
 pytestmark = pytest.mark.skipif(NGINX is None, reason="no nginx binary (apt-get install nginx-light)")
@@ -57,23 +60,17 @@ class Upstream(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def gateway(tmp_path_factory: pytest.TempPathFactory, k8s_gateway: Gateway) -> Iterator[str]:
     """The gateway's URL, served by nginx with the Kubernetes config in front of the stand-in."""
     assert NGINX is not None
     folder = tmp_path_factory.mktemp("gateway")
     upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
     threading.Thread(target=upstream.serve_forever, daemon=True).start()
-    config_map = next(
-        doc for doc in yaml.safe_load_all((ROOT / "deploy/kubernetes/manifests/gateway.yaml").read_text()) if doc
-    )
-    template: str = config_map["data"]["nginx.conf.template"]
+    # The chart's webserver is a local stand-in.
+    rendered = k8s_gateway.render(folder, GATEWAY_WEBSERVER=f"127.0.0.1:{upstream.server_address[1]}")
     port = free_port()
-    webserver = f"{kubernetes.RELEASE}-webserver:{kubernetes.WEBSERVER_PORT}"
     conf = (
-        template.replace("/tmp/", f"{folder}/")  # first: the paths below are in /tmp too
-        .replace("__PREFIX__", "")
-        .replace("__ROOT_REDIRECT__", "")  # as gateway-entrypoint renders it without a path prefix
-        .replace(f"server {webserver};", f"server 127.0.0.1:{upstream.server_address[1]};")
+        rendered.replace("/tmp/", f"{folder}/")  # first: the paths below are in /tmp too
         .replace(f"listen {kubernetes.GATEWAY_PORT};", f"listen 127.0.0.1:{port};")
         .replace("/run/ui-secrets/htpasswd", str(folder / "htpasswd"))
     )

@@ -1,4 +1,4 @@
-"""template_tools.kubernetes: the committed files are its output, and a new location gets its three parts.
+"""template_tools.kubernetes through `make generate`: the committed files are its output, and a new location gets its three parts.
 
 The "third location" runs against a temporary copy of the files the generator reads
 (workspace.yaml, values.yaml, a pyproject.toml per location), so this checkout never changes.
@@ -13,17 +13,27 @@ from typing import Any
 import pytest
 import yaml
 
-from template_tools import kubernetes
-from template_tools.locations import ROOT, WORKSPACE, CodeLocation, read_locations
-from template_tools.yamltext import yaml_append
+from template_tools import generate, kubernetes
+from template_tools.codeowners import CODEOWNERS
+from template_tools.locations import ROOT, WORKSPACE, CodeLocation, add_location, read_locations
+from template_tools.settings import COMPOSE, ENV_EXAMPLE, SETTINGS
 
-NEW = CodeLocation("billing_reports")
-NEW_ENTRY = "- grpc_server:\n    location_name: billing_reports\n    host: billing_reports\n    port: 4000\n"
+NEW = CodeLocation("billing_reports", team="billing")
+#: Every input of `make generate`, and its outputs as committed.
+INPUTS = (
+    WORKSPACE,
+    COMPOSE,
+    ENV_EXAMPLE,
+    SETTINGS,
+    CODEOWNERS,
+    kubernetes.GATEWAY_TEMPLATE,
+    *kubernetes.generate(ROOT),
+)
 
 
 def copy_inputs(root: Path, names: list[str]) -> None:
-    """The generator's inputs, in ``root``: workspace.yaml, values.yaml, the current outputs, the projects."""
-    for path in [WORKSPACE, kubernetes.VALUES, kubernetes.NETWORK_POLICIES, kubernetes.STORAGE]:
+    """The generator's inputs, in ``root``: workspace.yaml, the hand-written files, the current outputs, the projects."""
+    for path in INPUTS:
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(ROOT / path, root / path)
     for name in names:
@@ -38,7 +48,7 @@ def repo(tmp_path: Path) -> Path:
     names = [location.name for location in read_locations()]
     copy_inputs(tmp_path, [*names, NEW.name])
     workspace = tmp_path / WORKSPACE
-    workspace.write_text(yaml_append(workspace.read_text(encoding="utf-8"), ["load_from"], NEW_ENTRY), encoding="utf-8")
+    workspace.write_text(add_location(workspace.read_text(encoding="utf-8"), NEW), encoding="utf-8")
     return tmp_path
 
 
@@ -47,19 +57,19 @@ def load_all(path: Path) -> list[dict[str, Any]]:
 
 
 def test_the_committed_files_are_the_generators_output(capsys: pytest.CaptureFixture[str]) -> None:
-    assert kubernetes.main(["--check"]) == 0, capsys.readouterr().err
+    assert generate.main(["--check"]) == 0, capsys.readouterr().err
 
 
 def test_check_fails_until_a_new_location_is_generated(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert kubernetes.main(["--root", str(repo), "--check"]) == 1
-    assert "do(es) not match workspace.yaml" in capsys.readouterr().err
+    assert generate.main(["--root", str(repo), "--check"]) == 1
+    assert f"verify: {kubernetes.VALUES} is not what `make generate` writes" in capsys.readouterr().err
 
-    assert kubernetes.main(["--root", str(repo)]) == 0
-    assert kubernetes.main(["--root", str(repo), "--check"]) == 0
+    assert generate.main(["--root", str(repo)]) == 0
+    assert generate.main(["--root", str(repo), "--check"]) == 0
 
 
 def test_a_third_location_gets_its_user_deployment_network_policy_and_claim(repo: Path) -> None:
-    assert kubernetes.main(["--root", str(repo)]) == 0
+    assert generate.main(["--root", str(repo)]) == 0
 
     values = yaml.safe_load((repo / kubernetes.VALUES).read_text(encoding="utf-8"))
     [deployment] = [
@@ -112,7 +122,7 @@ def outside_generated(text: str) -> list[str]:
 
 def test_only_the_generated_lines_of_values_change(repo: Path) -> None:
     before = (repo / kubernetes.VALUES).read_text(encoding="utf-8")
-    assert kubernetes.main(["--root", str(repo)]) == 0
+    assert generate.main(["--root", str(repo)]) == 0
     after = (repo / kubernetes.VALUES).read_text(encoding="utf-8")
 
     assert after != before
@@ -128,7 +138,7 @@ def test_a_removed_location_loses_its_parts(tmp_path: Path) -> None:
     document["load_from"] = document["load_from"][:1]
     workspace.write_text(yaml.safe_dump(document), encoding="utf-8")
 
-    assert kubernetes.main(["--root", str(tmp_path)]) == 0
+    assert generate.main(["--root", str(tmp_path)]) == 0
     text = "".join((tmp_path / path).read_text(encoding="utf-8") for path in kubernetes.generate(tmp_path))
     for location in rest:
         assert kubernetes.k8s_name(location) not in text and location.name not in text
@@ -146,7 +156,7 @@ def test_values_without_the_markers_are_refused(tmp_path: Path, capsys: pytest.C
     values = tmp_path / kubernetes.VALUES
     values.write_text(values.read_text(encoding="utf-8").replace("# <<< generated: deployments", ""), encoding="utf-8")
 
-    assert kubernetes.main(["--root", str(tmp_path), "--check"]) == 1
+    assert generate.main(["--root", str(tmp_path), "--check"]) == 1
     assert "no `# <<< generated: deployments` line" in capsys.readouterr().err
 
 

@@ -14,15 +14,15 @@ import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
 
-from template_tools import kubernetes
+from template_tools import generate, kubernetes
 from template_tools.locations import ROOT, read_locations
 
 if TYPE_CHECKING:
-    from tests.kubernetes.conftest import Manifest
+    from tests.kubernetes.conftest import Gateway, Manifest
 
 MANIFESTS = ROOT / "deploy" / "kubernetes" / "manifests"
 GATEWAY = MANIFESTS / "gateway.yaml"
-COMPOSE_GATEWAY_CONF = ROOT / "deploy" / "gateway" / "nginx.conf.template"
+COMPOSE_GATEWAY_CONF = ROOT / kubernetes.GATEWAY_TEMPLATE
 
 
 def load(path: Path) -> list[dict[str, Any]]:
@@ -31,6 +31,7 @@ def load(path: Path) -> list[dict[str, Any]]:
 
 def test_the_manifests_are_shipped() -> None:
     assert sorted(path.name for path in MANIFESTS.glob("*.yaml")) == [
+        "gateway-config.yaml",
         "gateway.yaml",
         "network-policies.yaml",
         "storage.yaml",
@@ -75,7 +76,7 @@ def test_every_pod_runs_restricted(manifest: Manifest) -> None:
 def test_the_generated_manifests_are_current() -> None:
     files = kubernetes.generate(ROOT)
 
-    assert kubernetes.stale(ROOT, files) == [], f"run `{kubernetes.COMMAND}`"
+    assert generate.stale(ROOT, files) == [], f"run `{kubernetes.GENERATE}`"
 
 
 def policies() -> dict[str, dict[str, Any]]:
@@ -164,29 +165,26 @@ def security_directives(conf: str) -> list[str]:
     return [" ".join(line.split()) for line in lines if not line.startswith("#") and SECURITY_DIRECTIVE.search(line)]
 
 
-def gateway_conf() -> str:
-    config_map = next(doc for doc in load(GATEWAY) if doc["kind"] == "ConfigMap")
-    conf: str = config_map["data"]["nginx.conf.template"]
-    return conf
-
-
-def test_the_gateway_keeps_the_compose_gateways_login_and_csrf_rules() -> None:
+def test_the_gateway_keeps_the_compose_gateways_login_and_csrf_rules(k8s_gateway: Gateway) -> None:
     compose = security_directives(COMPOSE_GATEWAY_CONF.read_text(encoding="utf-8"))
-    kube = security_directives(gateway_conf())
+    kube = security_directives(k8s_gateway.template)
 
     assert kube == compose
     assert any("$cross_origin = 1" in line for line in kube) and any("^GET:.+" in line for line in kube)
 
 
-def test_the_gateway_proxies_only_to_the_charts_webserver_service() -> None:
-    conf = gateway_conf()
-    upstreams = re.findall(r"^\s*server (\S+);", conf, re.MULTILINE)
+def test_the_gateway_proxies_only_to_the_charts_webserver_service(k8s_gateway: Gateway, tmp_path: Path) -> None:
+    conf = k8s_gateway.render(tmp_path)
+    upstreams = set(re.findall(r"set \$\w+ http://(\S+);", conf))
     proxied = set(re.findall(r"proxy_pass (\S+);", conf))
 
-    assert upstreams == [f"{kubernetes.RELEASE}-webserver:{kubernetes.WEBSERVER_PORT}"]
-    assert proxied == {"http://webserver"}
-    assert "resolver" not in conf  # Docker's embedded DNS (127.0.0.11) is not there in a pod
-    assert "__PREFIX__" in conf and "__ROOT_REDIRECT__" in conf  # rendered by the image's entrypoint
+    assert upstreams == {
+        f"{kubernetes.RELEASE}-webserver.{kubernetes.RELEASE}.svc.cluster.local:{kubernetes.WEBSERVER_PORT}"
+    }
+    assert proxied == {"$upstream", "$webserver"}
+    assert re.findall(r"resolver (\S+)", conf) == ["10.96.0.10"]  # the pod's DNS, not Docker's (127.0.0.11)
+    assert "/viewer" not in conf.replace("(?<viewer>/viewer)?", "") and "/prometheus/" not in conf
+    assert "__" not in conf.replace("/__gateway/", "")  # every placeholder rendered
 
 
 def test_the_gateway_mounts_what_its_image_expects() -> None:

@@ -1,25 +1,22 @@
 """The per-location parts of the Kubernetes deployment (deploy/kubernetes/), derived from workspace.yaml.
 
-    python -m template_tools.kubernetes            # rewrite the generated files from workspace.yaml
-    python -m template_tools.kubernetes --check    # exit 1 (and say which) when they are not current
+    make generate                                  # writes them (template_tools.generate)
     python -m template_tools.kubernetes --image-overlay --registry REG [--project P] [--tag T]
                                                    # print a values overlay with other images
 
 On Kubernetes, a code location is three things besides its image: a user deployment of
 the Helm chart (its gRPC code server, whose resources, env and volumes, among them the
-chart's instance config, its runs get too),
-a NetworkPolicy (who may call that server) and a PersistentVolumeClaim (its runs'
-IO-manager storage, which no other team's run mounts). All three come from the one list
-of locations, workspace.yaml, so adding a location edits no file here by hand:
+chart's instance config, its runs get too), a NetworkPolicy (who may call that server)
+and a PersistentVolumeClaim (its runs' IO-manager storage, which no other team's run
+mounts). All three come from the one list of locations, workspace.yaml:
 
-* ``deploy/kubernetes/values.yaml`` is written by hand except two lists, each between a
-  ``# >>> generated: <list>`` and a ``# <<< generated: <list>`` line: the code servers
-  the webserver and daemon load (``dagsterWebserver.workspace.servers``) and the user
-  deployments (``dagster-user-deployments.deployments``). Only those lines are rewritten;
-  the images of the locations follow ``dagsterWebserver.image`` (same registry, project
-  and tag);
-* ``deploy/kubernetes/manifests/network-policies.yaml`` and ``.../storage.yaml`` are
-  generated whole.
+* ``deploy/kubernetes/values.yaml`` is written by hand except two regions: the code
+  servers the webserver and daemon load (``dagsterWebserver.workspace.servers``) and the
+  user deployments (``dagster-user-deployments.deployments``). The images of the
+  locations follow ``dagsterWebserver.image`` (same registry, project and tag);
+* ``manifests/network-policies.yaml`` and ``manifests/storage.yaml`` are generated whole,
+  and so is ``manifests/gateway-config.yaml``, the gateway's nginx config as a ConfigMap,
+  from the one file compose's gateway image uses too (deploy/gateway/nginx.conf.template).
 
 Names: a Kubernetes object name cannot hold ``_``, so the chart's deployment (and its
 Service, the server's host name) of ``simple_ops`` is ``simple-ops``; the Dagster location
@@ -33,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -43,14 +39,19 @@ from typing import Any
 import yaml
 
 from template_tools.locations import ROOT, CodeLocation, WorkspaceError, read_locations
+from template_tools.regions import RegionError, replace_region
 
 KUBERNETES = "deploy/kubernetes"
 VALUES = f"{KUBERNETES}/values.yaml"
 NETWORK_POLICIES = f"{KUBERNETES}/manifests/network-policies.yaml"
 STORAGE = f"{KUBERNETES}/manifests/storage.yaml"
+GATEWAY_CONFIG = f"{KUBERNETES}/manifests/gateway-config.yaml"
+#: The gateway's nginx config, the same file for compose (the gateway image) and Kubernetes.
+GATEWAY_TEMPLATE = "deploy/gateway/nginx.conf.template"
 #: The chart version that matches the pinned Dagster (the root pyproject.toml's constraints).
 CHART_VERSION = "1.13.27"
 COMMAND = "python -m template_tools.kubernetes"
+GENERATE = "make generate"
 #: The image names' defaults for --image-overlay: COMPOSE_PROJECT_NAME and DAGSTER_IMAGE_TAG (.env.example).
 DEFAULT_PROJECT = "dagster"
 DEFAULT_TAG = "local"
@@ -94,8 +95,6 @@ RESERVED_NAMES = frozenset({"dagster-webserver", "dagster-gateway", "postgres", 
 #: The chart names an init container of the webserver and daemon `init-user-deployment-<name>` (63 at most).
 MAX_NAME = 63 - len("init-user-deployment-")
 
-BEGIN = re.compile(r"^(?P<indent> *)# >>> generated: (?P<region>[\w.-]+)\b.*$")
-END = "# <<< generated: {region}"
 INSTANCE_IMAGE_SUFFIX = "-dagster"
 
 
@@ -177,24 +176,6 @@ def user_deployments(locations: Sequence[CodeLocation], images: Images) -> str:
     return "".join(blocks)
 
 
-def replace_region(text: str, region: str, body: str, *, path: str = VALUES) -> str:
-    """``text`` with the lines between the ``region`` markers replaced by ``body`` (written at column 0)."""
-    lines = text.splitlines(keepends=True)
-    starts = [i for i, line in enumerate(lines) if (m := BEGIN.match(line.rstrip("\n"))) and m["region"] == region]
-    if len(starts) != 1:
-        raise KubernetesError(
-            f"{path}: expected one `# >>> generated: {region}` line, found {len(starts)}; restore it from git"
-        )
-    start = starts[0]
-    indent = BEGIN.match(lines[start].rstrip("\n"))["indent"]  # type: ignore[index]
-    end_marker = indent + END.format(region=region)
-    ends = [i for i in range(start + 1, len(lines)) if lines[i].rstrip() == end_marker]
-    if not ends:
-        raise KubernetesError(f"{path}: no `{end_marker.strip()}` line after line {start + 1}; restore it from git")
-    new = "".join(indent + line if line.strip() else line for line in body.splitlines(keepends=True))
-    return "".join([*lines[: start + 1], new, *lines[ends[0] :]])
-
-
 def instance_images(values: Mapping[str, Any], *, path: str = VALUES) -> Images:
     """The images' registry/project prefix, tag and pull policy, from values.yaml's ``dagsterWebserver.image``."""
     image = (values.get("dagsterWebserver") or {}).get("image") or {}
@@ -215,8 +196,8 @@ def render_values(text: str, locations: Sequence[CodeLocation]) -> str:
     except yaml.YAMLError as error:
         raise KubernetesError(f"{VALUES} is not valid YAML ({error}); fix it first") from None
     images = instance_images(values if isinstance(values, dict) else {})
-    text = replace_region(text, "workspace.servers", workspace_servers(locations))
-    return replace_region(text, "deployments", user_deployments(locations, images))
+    text = replace_region(text, "workspace.servers", workspace_servers(locations), path=VALUES)
+    return replace_region(text, "deployments", user_deployments(locations, images), path=VALUES)
 
 
 def _documents(header: str, documents: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
@@ -306,7 +287,7 @@ def render_network_policies(locations: Sequence[CodeLocation]) -> str:
             )
         )
     header = (
-        f"# Generated from workspace.yaml by `{COMMAND}`: edit that, or the generator, not this file.\n"
+        f"# Generated from workspace.yaml by `{GENERATE}`: edit that, or the generator, not this file.\n"
         "# The team isolation of the compose stack (its per-location networks) as NetworkPolicies, for\n"
         "# the chart's release `dagster` in its own namespace. They restrict ingress only; egress: see\n"
         "# docs/kubernetes.md. They take effect only with a network plugin that enforces NetworkPolicy.\n"
@@ -340,7 +321,7 @@ def render_storage(locations: Sequence[CodeLocation]) -> str:
             )
         )
     header = (
-        f"# Generated from workspace.yaml by `{COMMAND}`: edit that, or the generator, not this file.\n"
+        f"# Generated from workspace.yaml by `{GENERATE}`: edit that, or the generator, not this file.\n"
         "# ReadWriteMany: a run pod and the code server (or the webserver) may run on different nodes.\n"
         "# No storageClassName: the cluster's default class must offer ReadWriteMany (NFS, CephFS, EFS,\n"
         "# Filestore, Azure Files...), or set one here. A single-node kind/k3s cluster: see docs/kubernetes.md.\n"
@@ -349,32 +330,53 @@ def render_storage(locations: Sequence[CodeLocation]) -> str:
     return _documents(header, documents)
 
 
+class _LiteralDumper(yaml.SafeDumper):
+    """Writes multi-line strings as literal blocks (``|``), so a config file reads as itself."""
+
+
+def _literal(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
+
+
+_LiteralDumper.add_representer(str, _literal)
+
+
+def render_gateway_config(template: str) -> str:
+    """manifests/gateway-config.yaml: the gateway's nginx config (deploy/gateway/nginx.conf.template) as a ConfigMap."""
+    if any(line != line.rstrip() for line in template.splitlines()):
+        raise KubernetesError(f"{GATEWAY_TEMPLATE} has trailing white space, which a ConfigMap cannot keep; remove it")
+    config_map = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "dagster-gateway-nginx",
+            "labels": {"app.kubernetes.io/name": "dagster-gateway", "app.kubernetes.io/part-of": "dagster"},
+        },
+        "data": {"nginx.conf.template": template},
+    }
+    header = (
+        f"# Generated from {GATEWAY_TEMPLATE} by `{GENERATE}`: edit that file, which the compose gateway\n"
+        "# uses too. manifests/gateway.yaml mounts it over the image's copy, so a change here needs no\n"
+        "# new image: kubectl apply, then kubectl rollout restart -n dagster deployment/dagster-gateway.\n"
+    )
+    return header + "---\n" + yaml.dump(config_map, Dumper=_LiteralDumper, sort_keys=False, width=1000)
+
+
 def generate(root: Path, locations: Sequence[CodeLocation] | None = None) -> dict[str, str]:
     """Every generated file's path (relative to ``root``) and complete new text."""
     if locations is None:
         locations = read_locations(root)
     try:
         values_text = (root / VALUES).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise KubernetesError(f"{root / VALUES} does not exist: is {root} the repository's root (--root)?") from None
+        template = (root / GATEWAY_TEMPLATE).read_text(encoding="utf-8")
+    except FileNotFoundError as error:
+        raise KubernetesError(f"{error.filename} does not exist: is {root} the repository's root (--root)?") from None
     return {
         VALUES: render_values(values_text, locations),
         NETWORK_POLICIES: render_network_policies(locations),
         STORAGE: render_storage(locations),
+        GATEWAY_CONFIG: render_gateway_config(template),
     }
-
-
-def stale(root: Path, files: Mapping[str, str]) -> list[str]:
-    """The generated files whose committed text differs from ``files``."""
-    differing = []
-    for path, text in files.items():
-        try:
-            current = (root / path).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            current = None
-        if current != text:
-            differing.append(path)
-    return differing
 
 
 class _NoAliasDumper(yaml.SafeDumper):
@@ -416,51 +418,21 @@ def image_overlay(root: Path, images: Images, locations: Sequence[CodeLocation] 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog=COMMAND, description="Derive deploy/kubernetes' per-location parts from workspace.yaml."
+        prog=COMMAND,
+        description=f"Print a values overlay with other images (the generated files: `{GENERATE}`).",
     )
     parser.add_argument("--root", type=Path, default=ROOT, help="the repository's root (default: this checkout)")
-    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 when a generated file is stale")
-    parser.add_argument(
-        "--image-overlay", action="store_true", help="print a values overlay with the images of --registry/--tag"
-    )
-    parser.add_argument("--registry", help="with --image-overlay: the registry (and path) the images were pushed to")
-    parser.add_argument(
-        "--project",
-        default=DEFAULT_PROJECT,
-        help=f"with --image-overlay: the compose project (default: {DEFAULT_PROJECT})",
-    )
-    parser.add_argument(
-        "--tag", default=DEFAULT_TAG, help=f"with --image-overlay: the images' tag (default: {DEFAULT_TAG})"
-    )
+    parser.add_argument("--image-overlay", action="store_true", required=True, help="print a values overlay")
+    parser.add_argument("--registry", required=True, help="the registry (and path) the images were pushed to")
+    parser.add_argument("--project", default=DEFAULT_PROJECT, help=f"the compose project (default: {DEFAULT_PROJECT})")
+    parser.add_argument("--tag", default=DEFAULT_TAG, help=f"the images' tag (default: {DEFAULT_TAG})")
     args = parser.parse_args(argv)
-    root: Path = args.root.resolve()
+    images = Images(f"{args.registry.rstrip('/')}/{args.project}", args.tag)
     try:
-        if args.image_overlay:
-            if not args.registry:
-                parser.error("--image-overlay needs --registry (e.g. registry.example.com/team)")
-            images = Images(f"{args.registry.rstrip('/')}/{args.project}", args.tag)
-            sys.stdout.write(image_overlay(root, images))
-            return 0
-        files = generate(root)
-    except (WorkspaceError, KubernetesError) as error:
+        sys.stdout.write(image_overlay(args.root.resolve(), images))
+    except (WorkspaceError, KubernetesError, RegionError) as error:
         print(f"kubernetes: {error}", file=sys.stderr)
         return 1
-    differing = stale(root, files)
-    if args.check:
-        if differing:
-            print(
-                f"kubernetes: {', '.join(differing)} do(es) not match workspace.yaml; run `{COMMAND}`", file=sys.stderr
-            )
-            return 1
-        print(f"kubernetes: {', '.join(files)} match workspace.yaml")
-        return 0
-    for path in differing:
-        target = root / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(files[path], encoding="utf-8")
-        print(f"kubernetes: wrote {path}")
-    if not differing:
-        print("kubernetes: every generated file is current")
     return 0
 
 
