@@ -128,13 +128,19 @@ ui-user: ## add a UI user or change its password: make ui-user NAME=alice [PASSW
 dev: venv ## every code location in `dagster dev` (http://127.0.0.1:3000) + the sample API
 	DEV_API_PORT=$(DEV_API_PORT) $(VENV)/bin/python -m template_tools.dev
 
-.PHONY: browser
-browser: ## install Debian's chromium for the browser test (root only; otherwise that test is skipped)
-	@if command -v chromium >/dev/null 2>&1; then :; \
+# Debian's packages some tests drive for real: chromium (the browser test) and nginx-light
+# (the gateway's Kubernetes config). Installed when run as root; otherwise those tests are skipped.
+TEST_PACKAGES := chromium:chromium nginx:nginx-light
+
+.PHONY: test-deps
+test-deps: ## install Debian's chromium and nginx-light for the tests that drive them (root only)
+	@missing=""; for pair in $(TEST_PACKAGES); do \
+	  PATH="$$PATH:/usr/sbin" command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
+	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	  echo "installing Debian's chromium for the browser test"; \
-	  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
-	else echo "note: chromium is not installed; the browser test will be skipped (sudo apt-get install chromium)"; fi
+	  echo "installing Debian's$$missing for the tests"; \
+	  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	else echo "note:$$missing not installed; the tests that drive them will be skipped (sudo apt-get install$$missing)"; fi
 
 # Everything Python in the repo; the templates (*.tmpl) are checked through a generated location in tests/scaffold.
 LINT_PATHS := libs code_locations deploy tools tests bench
@@ -142,8 +148,16 @@ LINT_PATHS := libs code_locations deploy tools tests bench
 MYPYPATH := $(subst $(eval) ,:,$(wildcard libs/*/src code_locations/*/src deploy/*/src tools/src) bench)
 export MYPYPATH
 
+.PHONY: generate
+generate: venv ## write every file derived from workspace.yaml, deploy/settings.yaml and the gateway config
+	$(VENV)/bin/python -m template_tools.generate
+
+.PHONY: verify
+verify: venv ## fail when a generated file differs from what `make generate` writes (part of lint)
+	$(VENV)/bin/python -m template_tools.generate --check
+
 .PHONY: lint
-lint: venv ## ruff (lint + format check), mypy, and the CI workflow against GitHub's schema
+lint: venv verify ## generated files current, ruff (lint + format check), mypy, the CI workflow against GitHub's schema
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 	$(VENV)/bin/mypy $(LINT_PATHS)
@@ -155,7 +169,7 @@ format: venv ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff format $(LINT_PATHS)
 
 .PHONY: test
-test: lint browser ## lint, then every test: unit and integration, then end-to-end against the real stack
+test: lint test-deps ## lint, then every test: unit and integration, then end-to-end against the real stack
 	$(VENV)/bin/pytest libs code_locations deploy/sample_api tests
 
 .PHONY: test-unit
@@ -163,31 +177,27 @@ test-unit: venv ## the tests that need no Docker
 	$(VENV)/bin/pytest libs code_locations deploy/sample_api tests/deploy tests/scaffold tests/kubernetes
 
 .PHONY: test-e2e
-test-e2e: venv browser ## the end-to-end tests only (builds and runs an isolated stack)
+test-e2e: venv test-deps ## the end-to-end tests only (builds and runs an isolated stack)
 	$(VENV)/bin/pytest tests
 
 .PHONY: check
 check: venv ## validate every location's definitions (workspace.yaml) with Dagster's own `dg check defs`
 	$(VENV)/bin/python -m template_tools.check
 
+# Both edit workspace.yaml, the one list, and write what derives from it (`make generate`).
 .PHONY: new-location
 new-location: venv ## add a team's code location: make new-location NAME=billing_reports [TEAM=billing]
 	@test -n "$(NAME)" || { echo "usage: make new-location NAME=<snake_case> [TEAM=<team>]" >&2; exit 2; }
 	$(VENV)/bin/python -m template_tools.new_location "$(NAME)" $(if $(TEAM),--team "$(TEAM)")
-	$(VENV)/bin/python -m template_tools.kubernetes
 	$(UV) lock
 
 .PHONY: remove-location
 remove-location: venv ## remove a team's code location (its run history is kept): make remove-location NAME=...
 	@test -n "$(NAME)" || { echo "usage: make remove-location NAME=<location>" >&2; exit 2; }
 	$(VENV)/bin/python -m template_tools.remove_location "$(NAME)"
-	$(VENV)/bin/python -m template_tools.kubernetes
 	$(UV) lock
 
 # --- Kubernetes (docs/kubernetes.md) ----------------------------------------------------
-.PHONY: kubernetes
-kubernetes: venv ## regenerate deploy/kubernetes' per-location parts from workspace.yaml
-	$(VENV)/bin/python -m template_tools.kubernetes
 
 .PHONY: images
 images: ## build every image and tag it for a registry: make images REGISTRY=<registry/path> [TAG=...] [PUSH=1]

@@ -49,7 +49,7 @@ def logged_in_page(stack: Stack) -> Iterator[Page]:
             browser.close()
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (`make browser` installs it)")
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (`make test-deps` installs it)")
 def test_global_lineage_shows_assets_of_both_locations(stack: Stack, artifacts: Path) -> None:
     with logged_in_page(stack) as page:
         page.goto(f"{stack.url}/asset-groups", wait_until="domcontentloaded", timeout=60_000)
@@ -73,7 +73,7 @@ def test_the_ui_refuses_a_browser_without_credentials(stack: Stack) -> None:
     assert requests.get(f"{stack.url}/asset-groups", timeout=10).status_code == 401
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (`make browser` installs it)")
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (`make test-deps` installs it)")
 def test_a_job_launched_from_the_launchpad_succeeds(stack: Stack, artifacts: Path) -> None:
     """The UI's own mutations (same origin, JSON POST) pass the gateway's CSRF rules, unthrottled."""
     throttled: list[str] = []

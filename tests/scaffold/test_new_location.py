@@ -22,13 +22,22 @@ from typing import Any
 
 import pytest
 
-from template_tools.locations import ROOT, location_names
+from template_tools import generate
+from template_tools.locations import ROOT, location_names, read_locations
 from template_tools.scaffolding import UV, copy_repo, lock, new_location, remove_location, snapshot
 
 NAME, PACKAGE, TEAM = "billing_reports", "billing-reports", "billing"
 FOLDER = f"code_locations/{NAME}"
-#: The only hand-maintained files outside the new folder that the command edits (uv.lock comes from `uv lock`).
-EDITED = ("workspace.yaml", "docker-compose.yml")
+#: The files outside the new folder that the command changes (uv.lock comes from `uv lock`): the one list
+#: of locations, and the files `make generate` derives from it that name each location.
+EDITED = (
+    "workspace.yaml",
+    "docker-compose.yml",
+    "deploy/kubernetes/values.yaml",
+    "deploy/kubernetes/manifests/network-policies.yaml",
+    "deploy/kubernetes/manifests/storage.yaml",
+    ".github/CODEOWNERS",
+)
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,14 @@ def test_the_command_creates_a_complete_location_and_prints_the_next_steps(scaff
     assert project["tool"]["dg"]["project"]["code_location_target_module"] == f"{NAME}.definitions"
     for step in ("make test", "make up", f"docker compose build {NAME}"):
         assert step in scaffold.result.stdout
+
+
+def test_it_edits_only_the_one_list_and_generates_the_rest(
+    scaffold: Scaffold, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The diff shows no hand-edited copy: what the command wrote is what `make generate` writes."""
+    assert generate.main(["--root", str(scaffold.root), "--check"]) == 0, capsys.readouterr().err
+    assert read_locations(scaffold.root)[-1].team == TEAM
 
 
 def test_every_edit_only_adds_lines(scaffold: Scaffold) -> None:

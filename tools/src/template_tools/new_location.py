@@ -3,18 +3,15 @@
     make new-location NAME=billing_reports [TEAM=billing]
     python -m template_tools.new_location billing_reports [--team billing] [--root PATH]
 
-Creates code_locations/<name>/ from the templates in templates/new_location/
-and edits two hand-maintained files: workspace.yaml (the one list of code
-locations) and docker-compose.yml (the location's code server, a few lines
-merging the ``*code-location`` anchor; its entry in ``x-locations``, which names its
-network and IO volume; and that volume's mount in the storage janitor). The uv workspace picks the folder up by
-its glob, the image build by its LOCATION build argument, and everything else
-(make check, make dev, the tests, the bench) reads workspace.yaml. `make
-new-location` then runs `uv lock`, which adds the project to uv.lock.
+Creates code_locations/<name>/ from the templates in templates/new_location/, adds the
+location and its team to workspace.yaml (the one list of code locations), and writes
+what derives from that list (`make generate`: its compose service, network and IO
+volume, its Kubernetes parts, its CODEOWNERS line). The uv workspace picks the folder
+up by its glob, the image build by its LOCATION build argument. `make new-location`
+then runs `uv lock`, which adds the project to uv.lock.
 
-Every change is computed and checked before the first file is written, and a
-name that is already used anywhere is refused: nothing is ever overwritten.
-The edits are text insertions, so comments and formatting stay as they are.
+Every change is computed and checked before the first file is written, and a name
+that is already used anywhere is refused: nothing is ever overwritten.
 """
 
 from __future__ import annotations
@@ -28,8 +25,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from template_tools.locations import ROOT, WORKSPACE, CodeLocation, WorkspaceError, parse_workspace
-from template_tools.yamltext import AnchorError, compose_services, yaml_append, yaml_insert_after
+import yaml
+
+from template_tools import generate
+from template_tools.compose import PLATFORM_NETWORKS
+from template_tools.locations import ROOT, TEAM, WORKSPACE, CodeLocation, WorkspaceError, add_location, parse_workspace
 
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "new_location"
 GUIDE = "docs/adding-a-code-location.md"
@@ -37,15 +37,7 @@ COMPOSE = "docker-compose.yml"
 LOCK = "uv.lock"
 
 NAME = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
-TEAM = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*$")
 PLACEHOLDER = re.compile(r"\{\{([a-z_]+)\}\}")
-CODE_LOCATION_MERGE = re.compile(r"^\s*<<:\s*\*code-location\s*(#.*)?$")
-#: The compose anchor with one entry per location: its network and its IO volume are named like it.
-LOCATIONS_ANCHOR = "x-locations"
-#: The storage janitor's volumes: it mounts each location's IO volume to sweep it.
-JANITOR_VOLUMES = ["services", "storage_janitor", "volumes"]
-#: The platform's own networks in docker-compose.yml: a location's network must not take their name.
-PLATFORM_NETWORKS = frozenset({"control", "docker_api", "ui", "default"})
 
 #: Generated files: path in the new location (``{name}`` is filled in) -> template file.
 LOCATION_FILES: Mapping[str, str] = {
@@ -70,8 +62,6 @@ class ScaffoldError(Exception):
 @dataclass(frozen=True)
 class Location(CodeLocation):
     """The new code location: its snake_case name and its owning team."""
-
-    team: str = ""
 
     def variables(self) -> dict[str, str]:
         """The values of the templates' ``{{placeholders}}``."""
@@ -152,6 +142,8 @@ def find_conflicts(root: Path, location: Location) -> list[str]:
         conflicts.append(f"{WORKSPACE}: has a location named {location.name}")
     if location.name in compose_services(read(root, COMPOSE)):
         conflicts.append(f"{COMPOSE}: has a service named {location.name}")
+    if location.name in compose_volumes(read(root, COMPOSE)):
+        conflicts.append(f"{COMPOSE}: has a volume named {location.name}")
     try:
         packages = tomllib.loads(read(root, LOCK)).get("package", [])
     except tomllib.TOMLDecodeError as error:
@@ -166,30 +158,14 @@ def template(name: str, location: Location) -> str:
     return render((TEMPLATES / name).read_text(encoding="utf-8"), location.variables())
 
 
-def edit_workspace(root: Path, location: Location) -> str:
-    """workspace.yaml with the location's gRPC server appended to ``load_from``."""
-    text = yaml_append(
-        read(root, WORKSPACE), ["load_from"], template("workspace-grpc-server.yml.tmpl", location), path=WORKSPACE
-    )
-    if location.name not in [entry.name for entry in parse_workspace(text)]:
-        raise AnchorError(f"{WORKSPACE}: the edited file does not list {location.name}; is load_from a block list?")
-    return text
+def compose_services(text: str) -> list[str]:
+    """The service names of docker-compose.yml (a location's service is named like it)."""
+    return list((yaml.safe_load(text) or {}).get("services") or {})
 
 
-def janitor_mount(name: str) -> str:
-    """The storage janitor's volume entry for a location's IO volume."""
-    return f"- {name}:/opt/dagster/io/{name}"
-
-
-def edit_compose(root: Path, location: Location) -> str:
-    """docker-compose.yml with the location's network, and its code server after the last one (a service merging ``*code-location``)."""
-    text = yaml_append(read(root, COMPOSE), [LOCATIONS_ANCHOR], f"{location.name}: {{}}", path=COMPOSE)
-    text = yaml_append(text, JANITOR_VOLUMES, janitor_mount(location.name), path=COMPOSE)
-    code_locations = compose_services(text, merging=CODE_LOCATION_MERGE)
-    if not code_locations:
-        raise AnchorError(f"{COMPOSE}: no service merges *code-location, so it is unclear where the new one goes")
-    service = template("compose-service.yml.tmpl", location)
-    return yaml_insert_after(text, ["services", code_locations[-1]], service, path=COMPOSE)
+def compose_volumes(text: str) -> list[str]:
+    """The volume names of docker-compose.yml (a location's IO volume is named like it)."""
+    return list((yaml.safe_load(text) or {}).get("volumes") or {})
 
 
 def plan(root: Path, location: Location) -> list[Change]:
@@ -204,24 +180,28 @@ def plan(root: Path, location: Location) -> list[Change]:
             f"(`make remove-location NAME={location.name}`)."
         )
     try:
-        edits = {WORKSPACE: edit_workspace(root, location), COMPOSE: edit_compose(root, location)}
-    except AnchorError as error:
+        workspace = add_location(read(root, WORKSPACE), location)
+        derived = generate.outputs(root, {WORKSPACE: workspace})
+    except generate.ERRORS as error:
         raise ScaffoldError(f"{error}. Nothing was changed.") from None
     files = [
         Change(f"{location.folder}/{target.format(name=location.name)}", template(source, location), created=True)
         for target, source in LOCATION_FILES.items()
     ]
-    return files + [Change(path, text, created=False) for path, text in edits.items()]
+    edits = {WORKSPACE: workspace, **derived}
+    return files + [
+        Change(path, text, created=False) for path, text in edits.items() if text != read_or_none(root, path)
+    ]
+
+
+def read_or_none(root: Path, path: str) -> str | None:
+    target = root / path
+    return target.read_text(encoding="utf-8") if target.is_file() else None
 
 
 def apply(root: Path, changes: Sequence[Change]) -> None:
     """Write every change (creating the new location's folders); each file is replaced atomically."""
-    for change in changes:
-        target = root / change.path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.partial")
-        partial.write_text(change.text, encoding="utf-8")
-        partial.replace(target)
+    generate.write(root, {change.path: change.text for change in changes}, [change.path for change in changes])
 
 
 def next_steps(location: Location, changes: Sequence[Change]) -> str:

@@ -3,11 +3,11 @@
     make remove-location NAME=billing_reports
     python -m template_tools.remove_location billing_reports [--root PATH]
 
-Deletes code_locations/<name>/, its entry in workspace.yaml and its service in
-docker-compose.yml (`make remove-location` then runs `uv lock`). The run history
-is kept: runs, events and asset materializations live in Postgres, which this
-does not touch, so the UI still shows the location's past runs. Every change is
-checked before anything is written, and each removed thing is printed.
+Deletes code_locations/<name>/, its entry in workspace.yaml and what derives from it
+(`make generate`; `make remove-location` then runs `uv lock`). The run history is kept:
+runs, events and asset materializations live in Postgres, which this does not touch,
+so the UI still shows the location's past runs. Every change is checked before
+anything is written, and each removed thing is printed.
 """
 
 from __future__ import annotations
@@ -18,52 +18,30 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from template_tools.locations import ROOT, WORKSPACE, parse_workspace
-from template_tools.new_location import (
-    CODE_LOCATION_MERGE,
-    COMPOSE,
-    JANITOR_VOLUMES,
-    LOCATIONS_ANCHOR,
-    Change,
-    ScaffoldError,
-    apply,
-    janitor_mount,
-    read,
-    registered,
-)
-from template_tools.yamltext import AnchorError, compose_services, remove_block, remove_list_items
+from template_tools import generate
+from template_tools.compose import COMPOSE, drop_location_env
+from template_tools.locations import ROOT, WORKSPACE, WorkspaceError, remove_location
+from template_tools.new_location import Change, ScaffoldError, apply, read, read_or_none, registered
 
 
 def plan(root: Path, name: str) -> tuple[list[Change], Path | None]:
-    """The edited workspace.yaml and docker-compose.yml, and the folder to delete (None if already gone)."""
-    if name not in registered(root):
+    """The edited and regenerated files, and the folder to delete (None if already gone)."""
+    names = registered(root)
+    if name not in names:
         raise ScaffoldError(
-            f"{WORKSPACE} lists no code location named {name!r} (it lists: {', '.join(registered(root)) or 'none'}). "
+            f"{WORKSPACE} lists no code location named {name!r} (it lists: {', '.join(names) or 'none'}). "
             "Nothing was changed."
         )
-    if name not in compose_services(read(root, COMPOSE), merging=CODE_LOCATION_MERGE):
-        raise ScaffoldError(
-            f"{COMPOSE} has no code-location service named {name!r} (one that merges *code-location). "
-            "Nothing was changed: restore the service, or remove the location's entry from workspace.yaml by hand."
-        )
     try:
-        workspace = remove_list_items(
-            read(root, WORKSPACE),
-            ["load_from"],
-            lambda item: [entry.name for entry in parse_workspace(f"load_from:\n{item}")] == [name],
-            path=WORKSPACE,
-        )
-        compose = remove_block(read(root, COMPOSE), ["services", name], path=COMPOSE)
-        compose = remove_block(compose, [LOCATIONS_ANCHOR, name], path=COMPOSE)
-        compose = remove_list_items(
-            compose, JANITOR_VOLUMES, lambda item: item.strip() == janitor_mount(name), path=COMPOSE
-        )
-    except AnchorError as error:
+        sources = {
+            WORKSPACE: remove_location(read(root, WORKSPACE), name),
+            COMPOSE: drop_location_env(read(root, COMPOSE), name),
+        }
+        edits = {**sources, **generate.outputs(root, sources)}
+    except (*generate.ERRORS, WorkspaceError) as error:
         raise ScaffoldError(f"{error}. Nothing was changed.") from None
-    if name in [entry.name for entry in parse_workspace(workspace)] or name in compose_services(compose):
-        raise ScaffoldError(f"could not remove {name!r} cleanly from {WORKSPACE} and {COMPOSE}. Nothing was changed.")
+    changes = [Change(path, text, created=False) for path, text in edits.items() if text != read_or_none(root, path)]
     folder = root / "code_locations" / name
-    changes = [Change(WORKSPACE, workspace, created=False), Change(COMPOSE, compose, created=False)]
     return changes, folder if folder.exists() else None
 
 
@@ -85,7 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         shutil.rmtree(folder)
     print(f"remove-location: removed code location {args.name}:")
     print(f"  - {WORKSPACE}: its grpc_server entry")
-    print(f"  - {COMPOSE}: its service {args.name}")
+    print(f"  - {COMPOSE}: its service {args.name}, its network and IO volume")
+    for change in changes:
+        if change.path not in (WORKSPACE, COMPOSE):
+            print(f"  - {change.path}: its generated parts")
     print(f"  - code_locations/{args.name}/" + ("" if folder else " (was already gone)"))
     print("Kept: its run history, asset materializations and schedule/sensor state in Postgres, and its exports.")
     print(
