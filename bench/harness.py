@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import requests
 
 from template_tools.locations import location_names
-from template_tools.stack import Stack, wait_for
+from testkit.stack import Stack, wait_for
 
 #: The images the stack builds, by the name part after "<project>-": the instance's and one per location.
 DAGSTER_IMAGES = ("dagster", *location_names())

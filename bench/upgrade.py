@@ -40,7 +40,7 @@ import requests
 
 from template_tools.locations import ROOT
 from template_tools.scaffolding import UV, copy_repo
-from template_tools.stack import Stack, wait_for
+from testkit.stack import Stack, wait_for
 
 #: A Dagster pin of the root pyproject.toml's [tool.uv] constraint-dependencies.
 PIN = re.compile(r'"(dagster(?:-[a-z0-9]+)*)==(\d+)\.(\d+)\.(\d+)"')

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from template_tools.locations import ROOT
-from template_tools.stack import free_port, wait_for
+from testkit.stack import free_port, wait_for
 
 IMAGE = "postgres:15-bookworm"
 SCRIPT = ROOT / "deploy" / "postgres" / "roles.sh"

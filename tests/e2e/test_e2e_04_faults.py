@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from template_tools.locations import location_names
-from template_tools.stack import Stack, wait_for
+from testkit.stack import Stack, wait_for
 
 LONG_RUNNING = [
     "postgres",

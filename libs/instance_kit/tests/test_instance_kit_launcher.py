@@ -40,7 +40,7 @@ from instance_kit.launcher import (
     VolumeGrant,
     read_locations,
 )
-from template_tools.stack import free_port
+from testkit.stack import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 BASE_IMAGE = "python:3.11-slim-bookworm"
