@@ -30,8 +30,8 @@ from runs import (
     median_phases,
     wait_for_batch,
 )
-from sample_api.testing import running_sample_api
 from template_tools.locations import ROOT
+from testkit.sample_api import running_sample_api
 
 FLOOR_SCRIPT = Path(__file__).with_name("floor.py")
 SIMPLE_JOB = ("data_extraction_job", "simple_ops")

@@ -42,7 +42,12 @@ class Scaffold:
 
 def location_env(root: Path) -> dict[str, str]:
     """Environment that imports the new location and the shared libraries from the copy's sources."""
-    sources = [root / FOLDER / "src", root / "libs/platform_kit/src", root / "deploy/sample_api/src"]
+    sources = [
+        root / FOLDER / "src",
+        root / "libs/platform_kit/src",
+        root / "libs/testkit/src",
+        root / "deploy/sample_api/src",
+    ]
     return {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, sources)), "PYTHONDONTWRITEBYTECODE": "1"}
 
 
@@ -290,7 +295,8 @@ def test_the_generated_location_is_lint_and_type_clean(scaffold: Scaffold) -> No
     env = {
         **os.environ,
         "MYPYPATH": os.pathsep.join(
-            str(scaffold.root / path) for path in ("libs/platform_kit/src", "deploy/sample_api/src", f"{FOLDER}/src")
+            str(scaffold.root / path)
+            for path in ("libs/platform_kit/src", "libs/testkit/src", "deploy/sample_api/src", f"{FOLDER}/src")
         ),
     }
     for command in (

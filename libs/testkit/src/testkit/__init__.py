@@ -4,4 +4,8 @@
   through its gateway.
 - :mod:`testkit.postgres`: ``running_postgres``, a throw-away Postgres 15 server from the
   host's binaries.
+- :mod:`testkit.sample_api`: ``running_sample_api``, a real sample-api process and its
+  admin API.
+- :mod:`testkit.pytest_plugin`: the ``api`` and ``sample_api_process`` fixtures, in every
+  pytest session of the workspace (entry point ``pytest11``).
 """

@@ -1,7 +1,7 @@
 """pytest fixtures for suites that test against a real sample-api process.
 
 Registered as a pytest plugin (entry point ``pytest11``), so every suite with
-sample-api installed has them without a conftest:
+testkit installed has them without a conftest:
 
 * ``sample_api_process``: one server for the whole session (10 users x 10 posts);
 * ``api``: that server reset to its start-up knobs, with ``SOURCE_API_URL``
@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from sample_api.testing import SampleApi, running_sample_api
+from testkit.sample_api import SampleApi, running_sample_api
 
 
 @pytest.fixture(scope="session")
