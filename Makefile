@@ -216,4 +216,4 @@ bench-storage: venv ## metrics scrape at 100 and 10,000 runs, retention sweeps o
 
 .PHONY: upgrade-check
 upgrade-check: venv ## rehearse a Dagster upgrade on a throw-away stack: make upgrade-check [TO=1.13.29] (1-5 min)
-	$(VENV)/bin/python bench/upgrade.py $(if $(TO),--to $(TO)) $(UPGRADE_ARGS)
+	$(VENV)/bin/python -m template_tools.upgrade $(if $(TO),--to $(TO)) $(UPGRADE_ARGS)
