@@ -138,8 +138,8 @@ browser: ## install Debian's chromium for the browser test (root only; otherwise
 
 # Everything Python in the repo; the templates (*.tmpl) are checked through a generated location in tests/scaffold.
 LINT_PATHS := libs code_locations deploy tools tests bench
-# mypy's import roots: every project's src/ (so a module has one name) and bench/.
-MYPYPATH := $(subst $(eval) ,:,$(wildcard libs/*/src code_locations/*/src deploy/*/src tools/src) bench)
+# mypy's import roots: every project's src/ (so a module has one name).
+MYPYPATH := $(subst $(eval) ,:,$(wildcard libs/*/src code_locations/*/src deploy/*/src tools/src bench/src))
 export MYPYPATH
 
 .PHONY: lint
@@ -204,15 +204,15 @@ images: ## build every image and tag it for a registry: make images REGISTRY=<re
 # --- benchmarks (not part of `make test`; see bench/README.md) ------------------------
 .PHONY: bench
 bench: venv ## this stack against stock Dagster settings, interleaved: start-up, idle, runs, throughput, redeploy, scale (~45-60 min)
-	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
+	$(VENV)/bin/python -m bench.run $(BENCH_ARGS)
 
 .PHONY: bench-quick
 bench-quick: venv ## A/B subset of `make bench`: one start round, 12 throughput runs, 10x scale (~15-20 min)
-	$(VENV)/bin/python bench/run.py --quick $(BENCH_ARGS)
+	$(VENV)/bin/python -m bench.run --quick $(BENCH_ARGS)
 
 .PHONY: bench-storage
 bench-storage: venv ## metrics scrape at 100 and 10,000 runs, retention sweeps over 10 days (~2 min, no Docker)
-	$(VENV)/bin/python bench/metrics_scrape.py && $(VENV)/bin/python bench/retention_cycles.py
+	$(VENV)/bin/python -m bench.metrics_scrape && $(VENV)/bin/python -m bench.retention_cycles
 
 .PHONY: upgrade-check
 upgrade-check: venv ## rehearse a Dagster upgrade on a throw-away stack: make upgrade-check [TO=1.13.29] (1-5 min)

@@ -1,7 +1,7 @@
 """What a scrape of the metrics service (instance_kit.metrics) costs, at 100 and at 10,000 runs.
 
-    .venv/bin/python bench/metrics_scrape.py            # `make bench-storage` runs it (~1 min)
-    .venv/bin/python bench/metrics_scrape.py --sizes 100 1000 10000 --scrapes 30
+    .venv/bin/python -m bench.metrics_scrape            # `make bench-storage` runs it (~1 min)
+    .venv/bin/python -m bench.metrics_scrape --sizes 100 1000 10000 --scrapes 30
 
 On a fresh Postgres 15 from the host's binaries (testkit.postgres, no Docker), with the
 deployment's storage (instance_kit.storage.PooledPostgresStorage): seeds runs of two code
@@ -12,7 +12,7 @@ full scrapes (the collector's collect plus rendering the text format, what GET /
 counts their SQL statements, and grows the same database to the next size. The smallest size
 is the reference. No code servers are probed: their cost does not depend on the storage.
 
-The seeding helpers are shared with bench/retention_cycles.py.
+The seeding helpers are shared with bench.retention_cycles.
 """
 
 from __future__ import annotations

@@ -117,7 +117,7 @@ class BenchStack(Stack):
 
     user: str = "bench"
     label: str = "template"
-    """Which variant this is: "template" (A) or "stock" (B, bench/variants.py)."""
+    """Which variant this is: "template" (A) or "stock" (B, bench.variants)."""
     run_config: dict[str, Any] = field(default_factory=dict)
     """Run config of every run the benchmark launches (B's asks for the multiprocess executor)."""
     settings: dict[str, str] = field(default_factory=dict)
