@@ -211,6 +211,7 @@ def test_dagster_loads_the_module_named_in_its_pyproject(scaffold: Scaffold) -> 
     assert f"{NAME}_job" in loaded["jobs"]
 
 
+@pytest.mark.slow
 def test_the_location_s_own_tests_pass(scaffold: Scaffold) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
@@ -289,6 +290,7 @@ def test_removing_an_unknown_location_refuses_and_changes_nothing(tmp_path: Path
     assert snapshot(root) == before
 
 
+@pytest.mark.slow
 def test_the_generated_location_is_lint_and_type_clean(scaffold: Scaffold) -> None:
     """`make lint` stays clean after `make new-location`: ruff (lint, format) and mypy on the new project."""
     folder = scaffold.root / FOLDER

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 USERS = 20_000
 POSTS_PER_USER = 10
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def large_api() -> Iterator[SampleApi]:

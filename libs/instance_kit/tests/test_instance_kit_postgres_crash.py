@@ -382,6 +382,7 @@ KILL_POINTS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kill_point", list(KILL_POINTS))
 def test_a_run_survives_postgres_killed_under_it(home: Path, postgres: CrashablePostgres, kill_point: str) -> None:
     """kill -9 mid-run, Postgres back ~3 s later (as its container restarts): the run succeeds by
