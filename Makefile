@@ -4,6 +4,7 @@
 #
 #   make up      start the stack, return when every service is healthy
 #   make test    lint, then every test (unit, integration, end-to-end against a real stack)
+#   make test-unit  the fast tier: no Docker, a few minutes
 #   make dev     every code location in `dagster dev` + the sample API, no Docker
 #
 # The code locations are listed once, in workspace.yaml; the targets below read it.
@@ -25,7 +26,7 @@ INIT := $(COMPOSE) run --rm --no-deps -T init
 
 .PHONY: help
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 # --- tooling -------------------------------------------------------------------
 $(UV):
@@ -154,17 +155,25 @@ format: venv ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix $(LINT_PATHS)
 	$(VENV)/bin/ruff format $(LINT_PATHS)
 
+# Every folder with tests. The tiers select from them by marker (pyproject.toml): `docker`
+# (needs a Docker engine) and `e2e` (drives the real stack, tests/e2e).
+TEST_PATHS := libs code_locations deploy tests
+
 .PHONY: test
 test: lint browser ## lint, then every test: unit and integration, then end-to-end against the real stack
-	$(VENV)/bin/pytest libs code_locations deploy/sample_api tests
+	$(VENV)/bin/pytest $(TEST_PATHS)
 
 .PHONY: test-unit
-test-unit: venv ## the tests that need no Docker
-	$(VENV)/bin/pytest libs code_locations deploy/sample_api tests/deploy tests/scaffold tests/kubernetes
+test-unit: venv ## the fast tier: every test that needs neither Docker nor the stack
+	$(VENV)/bin/pytest -m "not docker and not e2e" $(TEST_PATHS)
+
+.PHONY: test-docker
+test-docker: venv ## the tests that need a Docker engine (not the stack): launcher, socket proxy, Postgres roles
+	$(VENV)/bin/pytest -m "docker and not e2e" $(TEST_PATHS)
 
 .PHONY: test-e2e
 test-e2e: venv browser ## the end-to-end tests only (builds and runs an isolated stack)
-	$(VENV)/bin/pytest tests
+	$(VENV)/bin/pytest tests/e2e
 
 .PHONY: check
 check: venv ## validate every location's definitions (workspace.yaml) with Dagster's own `dg check defs`
