@@ -4,6 +4,7 @@
 #
 #   make up      start the stack, return when every service is healthy
 #   make test    lint, then every test (unit, integration, end-to-end against a real stack)
+#   make test-unit  the fast tier: no Docker, a few minutes
 #   make dev     every code location in `dagster dev` + the sample API, no Docker
 #
 # The code locations are listed once, in workspace.yaml; the targets below read it.
@@ -25,7 +26,7 @@ INIT := $(COMPOSE) run --rm --no-deps -T init
 
 .PHONY: help
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 # --- tooling -------------------------------------------------------------------
 $(UV):
@@ -144,8 +145,8 @@ test-deps: ## install Debian's chromium and nginx-light for the tests that drive
 
 # Everything Python in the repo; the templates (*.tmpl) are checked through a generated location in tests/scaffold.
 LINT_PATHS := libs code_locations deploy tools tests bench
-# mypy's import roots: every project's src/ (so a module has one name) and bench/.
-MYPYPATH := $(subst $(eval) ,:,$(wildcard libs/*/src code_locations/*/src deploy/*/src tools/src) bench)
+# mypy's import roots: every project's src/ (so a module has one name).
+MYPYPATH := $(subst $(eval) ,:,$(wildcard libs/*/src code_locations/*/src deploy/*/src tools/src bench/src))
 export MYPYPATH
 
 .PHONY: generate
@@ -168,17 +169,25 @@ format: venv ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix $(LINT_PATHS)
 	$(VENV)/bin/ruff format $(LINT_PATHS)
 
+# Every folder with tests. The tiers select from them by marker (pyproject.toml): `docker`
+# (needs a Docker engine) and `e2e` (drives the real stack, tests/e2e).
+TEST_PATHS := libs code_locations deploy tests
+
 .PHONY: test
 test: lint test-deps ## lint, then every test: unit and integration, then end-to-end against the real stack
-	$(VENV)/bin/pytest libs code_locations deploy/sample_api tests
+	$(VENV)/bin/pytest $(TEST_PATHS)
 
 .PHONY: test-unit
-test-unit: venv ## the tests that need no Docker
-	$(VENV)/bin/pytest libs code_locations deploy/sample_api tests/deploy tests/scaffold tests/kubernetes
+test-unit: venv ## the fast tier: every test that needs neither Docker nor the stack
+	$(VENV)/bin/pytest -m "not docker and not e2e" $(TEST_PATHS)
+
+.PHONY: test-docker
+test-docker: venv ## the tests that need a Docker engine (not the stack): launcher, socket proxy, Postgres roles
+	$(VENV)/bin/pytest -m "docker and not e2e" $(TEST_PATHS)
 
 .PHONY: test-e2e
 test-e2e: venv test-deps ## the end-to-end tests only (builds and runs an isolated stack)
-	$(VENV)/bin/pytest tests
+	$(VENV)/bin/pytest tests/e2e
 
 .PHONY: check
 check: venv ## validate every location's definitions (workspace.yaml) with Dagster's own `dg check defs`
@@ -214,16 +223,16 @@ images: ## build every image and tag it for a registry: make images REGISTRY=<re
 # --- benchmarks (not part of `make test`; see bench/README.md) ------------------------
 .PHONY: bench
 bench: venv ## this stack against stock Dagster settings, interleaved: start-up, idle, runs, throughput, redeploy, scale (~45-60 min)
-	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
+	$(VENV)/bin/python -m bench.run $(BENCH_ARGS)
 
 .PHONY: bench-quick
 bench-quick: venv ## A/B subset of `make bench`: one start round, 12 throughput runs, 10x scale (~15-20 min)
-	$(VENV)/bin/python bench/run.py --quick $(BENCH_ARGS)
+	$(VENV)/bin/python -m bench.run --quick $(BENCH_ARGS)
 
 .PHONY: bench-storage
 bench-storage: venv ## metrics scrape at 100 and 10,000 runs, retention sweeps over 10 days (~2 min, no Docker)
-	$(VENV)/bin/python bench/metrics_scrape.py && $(VENV)/bin/python bench/retention_cycles.py
+	$(VENV)/bin/python -m bench.metrics_scrape && $(VENV)/bin/python -m bench.retention_cycles
 
 .PHONY: upgrade-check
 upgrade-check: venv ## rehearse a Dagster upgrade on a throw-away stack: make upgrade-check [TO=1.13.29] (1-5 min)
-	$(VENV)/bin/python bench/upgrade.py $(if $(TO),--to $(TO)) $(UPGRADE_ARGS)
+	$(VENV)/bin/python -m template_tools.upgrade $(if $(TO),--to $(TO)) $(UPGRADE_ARGS)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from template_tools.postgres import PASSWORD, PostgresServer, running_postgres
+from testkit.postgres import PASSWORD, PostgresServer, running_postgres
 
 MIGRATE = Path(__file__).resolve().parents[2] / "deploy" / "dagster" / "migrate.py"
 

@@ -9,7 +9,6 @@ written before is still there, and the superuser can no longer log in over TCP.
 from __future__ import annotations
 
 import secrets
-import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,17 +20,13 @@ import pytest
 import yaml
 
 from template_tools.locations import ROOT
-from template_tools.stack import free_port, wait_for
+from testkit.stack import free_port, wait_for
 
 IMAGE = "postgres:15-bookworm"
 SCRIPT = ROOT / "deploy" / "postgres" / "roles.sh"
 APP = "dagster_app"
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("docker") is None
-    or subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True).returncode != 0,
-    reason=f"needs Docker and the {IMAGE} image",
-)
+pytestmark = pytest.mark.docker
 
 
 def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -39,6 +34,13 @@ def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     if check and result.returncode:
         raise AssertionError(f"docker {' '.join(args)} failed: {result.stderr}")
     return result
+
+
+@pytest.fixture(scope="module", autouse=True)
+def postgres_image() -> None:
+    """The compose stack's Postgres image, which every test here runs (never pulled here)."""
+    if docker("image", "inspect", IMAGE, check=False).returncode:
+        pytest.fail(f"these tests run the {IMAGE} image, which is not here: docker pull {IMAGE}")
 
 
 @dataclass

@@ -40,6 +40,9 @@ LAUNCHER_KWARGS: dict[str, Any] = {
 }
 
 
+pytestmark = pytest.mark.docker
+
+
 def _name(kind: str) -> str:
     return f"sockproxy-test-{kind}-{uuid.uuid4().hex[:8]}"
 
@@ -48,12 +51,14 @@ def _name(kind: str) -> str:
 def raw() -> Iterator[Any]:
     """A client on the raw socket: sets up and cleans up, never what is under test."""
     if shutil.which("docker") is None or not Path(SOCKET).exists():
-        pytest.skip(f"Docker is not available (no docker CLI or no {SOCKET})")
+        pytest.fail(
+            f"the proxy is built with the docker CLI and mounts the engine's socket: no docker CLI or no {SOCKET}"
+        )
     try:
         client = docker.DockerClient(base_url=f"unix://{SOCKET}", timeout=60)
         client.ping()
     except docker.errors.DockerException as exc:
-        pytest.skip(f"Docker is not available: {exc}")
+        pytest.fail(f"no Docker engine answers on {SOCKET}: {exc}")
     yield client
     for container in client.containers.list(all=True, filters={"label": "sockproxy-test=1"}):
         container.remove(force=True)

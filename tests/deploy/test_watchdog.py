@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from template_tools.locations import ROOT
-from template_tools.postgres import PASSWORD as POSTGRES_PASSWORD
-from template_tools.postgres import PostgresServer, running_postgres
-from template_tools.stack import free_port, wait_for
+from testkit.postgres import PASSWORD as POSTGRES_PASSWORD
+from testkit.postgres import PostgresServer, running_postgres
+from testkit.stack import free_port, wait_for
 
 WATCHDOG = ROOT / "deploy" / "dagster" / "watchdog.py"
 spec = importlib.util.spec_from_file_location("watchdog", WATCHDOG)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from template_tools.locations import ROOT
-from template_tools.stack import Stack
+from testkit.stack import Stack
 
 ARTIFACTS = ROOT / "test-artifacts"
 #: The suite's additions to docker-compose.yml (a webhook sink for the alert tests).

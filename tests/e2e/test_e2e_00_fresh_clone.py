@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from template_tools.scaffolding import copy_repo
-from template_tools.stack import Stack, wait_for
+from testkit.stack import Stack, wait_for
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import io
 import pytest
 
 from template_tools.locations import location_names
-from template_tools.stack import Stack, wait_for
+from testkit.stack import Stack, wait_for
 
 PLATFORM = {"postgres", "webserver", "daemon", "sample_api", "gateway", "storage_janitor", "socket_proxy", "backup"}
 LONG_RUNNING = PLATFORM | set(location_names())

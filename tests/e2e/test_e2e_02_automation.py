@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from template_tools.stack import Stack, wait_for
+from testkit.stack import Stack, wait_for
 
 STATES_QUERY = """
 { repositoriesOrError { ... on RepositoryConnection { nodes {

@@ -19,7 +19,7 @@ from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Origin, Subprotocol
 
 from template_tools.locations import location_names
-from template_tools.stack import Stack, wait_for
+from testkit.stack import Stack, wait_for
 
 SOCKET_ALLOWED = {"socket_proxy"}
 #: Every image the stack builds, by the name part after "<project>-": one per location (workspace.yaml).

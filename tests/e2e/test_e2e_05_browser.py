@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from template_tools.stack import Stack
+from testkit.stack import Stack
 
 if TYPE_CHECKING:  # playwright is imported only where a browser runs
     from playwright.sync_api import Page, Response

@@ -3,7 +3,7 @@ DAGSTER_RUN_RETENTION_DAYS (90), with their event logs, through Dagster's API.""
 
 from __future__ import annotations
 
-from template_tools.stack import Stack
+from testkit.stack import Stack
 
 RUN_EXISTS = "query ($runId: ID!) { runOrError(runId: $runId) { __typename } }"
 #: One sweep now, as the service does every hour (through its entrypoint, which reads the password file).

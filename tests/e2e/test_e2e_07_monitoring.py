@@ -9,7 +9,7 @@ import time
 
 import requests
 
-from template_tools.stack import Stack, wait_for
+from testkit.stack import Stack, wait_for
 
 #: What rules.yml promises for DagsterDaemonDown: 60 s without a heartbeat, plus a scrape
 #: and an evaluation (15 s each) and Alertmanager's group_wait (10 s), with some slack.

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from template_tools.stack import Stack, wait_for
+from testkit.stack import Stack, wait_for
 
 STATE_QUERY = """
 { runsOrError { ... on Runs { results { runId status jobName } } }

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from template_tools.stack import Stack, wait_for
+from testkit.stack import Stack, wait_for
 
 SENSOR_QUERY = """
 { repositoriesOrError { ... on RepositoryConnection { nodes { sensors {

@@ -22,7 +22,7 @@ import requests
 import yaml
 
 from template_tools.locations import ROOT
-from template_tools.stack import LOCATIONS_QUERY, Stack, free_port, wait_for
+from testkit.stack import LOCATIONS_QUERY, Stack, free_port, wait_for
 
 #: What the chart gets: the webserver's port, each user deployment's port and arguments, the
 #: workspace's servers.

@@ -20,7 +20,7 @@ import pytest
 
 from template_tools.locations import location_names
 from template_tools.scaffolding import copy_repo, lock, new_location
-from template_tools.stack import Stack, wait_for
+from testkit.stack import Stack, wait_for
 
 NAME = "billing_reports"
 

@@ -51,7 +51,12 @@ class Scaffold:
 
 def location_env(root: Path) -> dict[str, str]:
     """Environment that imports the new location and the shared libraries from the copy's sources."""
-    sources = [root / FOLDER / "src", root / "libs/platform_kit/src", root / "deploy/sample_api/src"]
+    sources = [
+        root / FOLDER / "src",
+        root / "libs/platform_kit/src",
+        root / "libs/testkit/src",
+        root / "deploy/sample_api/src",
+    ]
     return {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, sources)), "PYTHONDONTWRITEBYTECODE": "1"}
 
 
@@ -137,9 +142,9 @@ def test_uv_lock_adds_the_project_with_the_same_dagster_as_the_others(scaffold: 
 def compose_config(scaffold: Scaffold, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """`docker compose config` of the copy, with a minimal env file and a per-location cron override."""
     if shutil.which("docker") is None:
-        pytest.skip("Docker is not installed, so docker-compose.yml is not checked")
+        pytest.fail("checking docker-compose.yml needs the docker CLI, which is not installed")
     if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode:
-        pytest.skip("Docker Compose v2 is not available, so docker-compose.yml is not checked")
+        pytest.fail("checking docker-compose.yml needs Docker Compose v2 (`docker compose`), which is not there")
     workdir = tmp_path_factory.mktemp("compose")
     env_file = workdir / "env"
     env_file.write_text(f"{NAME.upper()}_SCHEDULE_CRON=15 4 * * *\n")  # nothing else is required
@@ -169,6 +174,7 @@ def compose_config(scaffold: Scaffold, tmp_path_factory: pytest.TempPathFactory)
     return config
 
 
+@pytest.mark.docker
 def test_compose_runs_the_location_as_its_own_code_server(compose_config: dict[str, Any]) -> None:
     services = compose_config["services"]
     service, pattern = services[NAME], services["modular_assets"]
@@ -222,6 +228,7 @@ def test_dagster_loads_the_module_named_in_its_pyproject(scaffold: Scaffold) -> 
     assert f"{NAME}_job" in loaded["jobs"]
 
 
+@pytest.mark.slow
 def test_the_location_s_own_tests_pass(scaffold: Scaffold) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
@@ -300,6 +307,7 @@ def test_removing_an_unknown_location_refuses_and_changes_nothing(tmp_path: Path
     assert snapshot(root) == before
 
 
+@pytest.mark.slow
 def test_the_generated_location_is_lint_and_type_clean(scaffold: Scaffold) -> None:
     """`make lint` stays clean after `make new-location`: ruff (lint, format) and mypy on the new project."""
     folder = scaffold.root / FOLDER
@@ -307,7 +315,8 @@ def test_the_generated_location_is_lint_and_type_clean(scaffold: Scaffold) -> No
     env = {
         **os.environ,
         "MYPYPATH": os.pathsep.join(
-            str(scaffold.root / path) for path in ("libs/platform_kit/src", "deploy/sample_api/src", f"{FOLDER}/src")
+            str(scaffold.root / path)
+            for path in ("libs/platform_kit/src", "libs/testkit/src", "deploy/sample_api/src", f"{FOLDER}/src")
         ),
     }
     for command in (

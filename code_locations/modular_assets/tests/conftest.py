@@ -1,7 +1,7 @@
 """Fixtures of the modular_assets tests: the location's resources against a real sample-api.
 
 ``api`` (one sample-api process for the session, reset before each test) comes
-from the sample_api.pytest_plugin.
+from the testkit.pytest_plugin.
 """
 
 from collections.abc import Callable, Iterator
@@ -13,7 +13,7 @@ import pytest
 from modular_assets.definitions import defs
 from modular_assets.resources import RESOURCES, RunCachedFilesystemIOManager
 from platform_kit.source_api import SourceApiResource
-from sample_api.testing import SampleApi
+from testkit.sample_api import SampleApi
 
 RunJob = Callable[[str], dg.ExecuteInProcessResult]
 

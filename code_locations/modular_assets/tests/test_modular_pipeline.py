@@ -11,7 +11,7 @@ import pytest
 from modular_assets.analytics import rank_top_authors
 from modular_assets.checks import CHECKS
 from modular_assets.definitions import ASSETS
-from sample_api.testing import SampleApi
+from testkit.sample_api import SampleApi
 
 LOCATION_KEYS = {key.to_user_string() for a in ASSETS for key in a.keys}
 CSV_COLUMNS = {

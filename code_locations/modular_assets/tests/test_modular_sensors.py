@@ -16,7 +16,7 @@ import pytest
 
 from modular_assets.sensors import source_change_sensor, upstream_user_extract_sensor
 from platform_kit.source_api import SourceApiResource
-from sample_api.testing import SampleApi
+from testkit.sample_api import SampleApi
 
 if TYPE_CHECKING:  # the type of evaluate_tick()'s result, which dagster does not export
     from dagster._core.definitions.sensor_definition import SensorExecutionData

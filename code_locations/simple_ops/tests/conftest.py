@@ -1,4 +1,4 @@
-"""Fixtures of the simple_ops tests: per-test exports and a webhook (``api``: sample_api.pytest_plugin)."""
+"""Fixtures of the simple_ops tests: per-test exports and a webhook (``api``: testkit.pytest_plugin)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ import pytest
 
 from platform_kit.exports import CsvExportResource
 from platform_kit.source_api import SourceApiResource
-from sample_api.testing import SampleApi
 from simple_ops.assets import ASSETS
 from simple_ops.checks import CHECKS
 from simple_ops.jobs import data_extraction_job
 from simple_ops.resources import RESOURCES
+from testkit.sample_api import SampleApi
 
 Run = Callable[[], dg.ExecuteInProcessResult]
 

@@ -12,8 +12,8 @@ import pandas as pd
 import requests
 
 from platform_kit.frames import USER_COLUMNS
-from sample_api.testing import SampleApi
 from simple_ops.definitions import defs
+from testkit.sample_api import SampleApi
 
 
 def test_materializing_the_assets_exports_every_user(

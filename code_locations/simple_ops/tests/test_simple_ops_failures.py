@@ -8,7 +8,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from sample_api.testing import SampleApi
+from testkit.sample_api import SampleApi
 
 Run = Callable[[], dg.ExecuteInProcessResult]
 

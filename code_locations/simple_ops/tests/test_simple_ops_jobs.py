@@ -9,8 +9,8 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from sample_api.testing import SampleApi
 from simple_ops.definitions import defs
+from testkit.sample_api import SampleApi
 
 
 def test_the_op_job_exports_every_user_and_a_summary(

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 import dagster as dg
 import pytest
 
-from sample_api.testing import SampleApi
 from simple_ops.jobs import data_extraction_job
 from simple_ops.sensors import run_failure_alert_sensor
+from testkit.sample_api import SampleApi
 
 if TYPE_CHECKING:
     from .conftest import Webhook

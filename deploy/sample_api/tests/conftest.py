@@ -1,10 +1,10 @@
-"""Shared fixtures: a small HTTP client (``api``, the server, comes from sample_api.pytest_plugin)."""
+"""Shared fixtures: a small HTTP client (``api``, the server, comes from testkit.pytest_plugin)."""
 
 from __future__ import annotations
 
 import pytest
 
-from sample_api.testing import Fetch, SampleApi, fetch
+from testkit.sample_api import Fetch, SampleApi, fetch
 
 
 @pytest.fixture(name="fetch")

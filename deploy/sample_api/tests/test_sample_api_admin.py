@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from sample_api.config import KNOBS, Config
-from sample_api.testing import SampleApi, SampleApiError, running_sample_api
+from testkit.sample_api import SampleApi, SampleApiError, running_sample_api
 
 if TYPE_CHECKING:
-    from sample_api.testing import Fetch
+    from testkit.sample_api import Fetch
 
 ALLOWED_MODES = "one of normal, malformed, truncated, drift_missing, drift_renamed, empty, duplicate_ids, wrong_shape"
 DEFAULTS = {

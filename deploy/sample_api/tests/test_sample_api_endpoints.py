@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from sample_api.testing import SampleApi
+from testkit.sample_api import SampleApi
 
 if TYPE_CHECKING:
-    from sample_api.testing import Fetch
+    from testkit.sample_api import Fetch
 
 USER_KEYS = {"id", "name", "username", "email", "address", "phone", "website", "company"}
 ADDRESS_KEYS = {"street", "suite", "city", "zipcode", "geo"}

@@ -10,10 +10,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from sample_api.testing import SampleApi
+from testkit.sample_api import SampleApi
 
 if TYPE_CHECKING:
-    from sample_api.testing import Fetch
+    from testkit.sample_api import Fetch
 
 
 def test_malformed_sends_an_html_page_with_status_200(api: SampleApi, get: Fetch) -> None:

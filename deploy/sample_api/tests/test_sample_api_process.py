@@ -18,10 +18,10 @@ import pytest
 from sample_api.__main__ import resolve_settings
 from sample_api.config import Config, SettingError
 from sample_api.server import make_server, start_heartbeat
-from sample_api.testing import SampleApi, running_sample_api
+from testkit.sample_api import SampleApi, running_sample_api
 
 if TYPE_CHECKING:
-    from sample_api.testing import Fetch
+    from testkit.sample_api import Fetch
 
 ALLOWED_MODES = "one of normal, malformed, truncated, drift_missing, drift_renamed, empty, duplicate_ids, wrong_shape"
 SRC_DIR = str(Path(__file__).resolve().parent.parent / "src")

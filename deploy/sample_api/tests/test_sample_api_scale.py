@@ -11,13 +11,15 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from sample_api.testing import SampleApi, running_sample_api
+from testkit.sample_api import SampleApi, running_sample_api
 
 if TYPE_CHECKING:
-    from sample_api.testing import Fetch
+    from testkit.sample_api import Fetch
 
 USERS = 20_000
 POSTS_PER_USER = 10
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""A real Postgres 15 server for the instance_kit tests (template_tools.postgres)."""
+"""A real Postgres 15 server for the instance_kit tests (testkit.postgres)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from template_tools.postgres import PostgresServer, running_postgres
+from testkit.postgres import PostgresServer, running_postgres
 
 
 @pytest.fixture(scope="session")

@@ -40,7 +40,7 @@ from instance_kit.launcher import (
     VolumeGrant,
     read_locations,
 )
-from template_tools.stack import free_port
+from testkit.stack import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 BASE_IMAGE = "python:3.11-slim-bookworm"
@@ -543,6 +543,7 @@ def refusal(instance: dg.DagsterInstance, client: docker.DockerClient, uid: str,
     return message
 
 
+@pytest.mark.docker
 def test_a_run_asking_for_root_and_a_host_mount_is_refused_without_a_container(
     instance: dg.DagsterInstance, workspace: BaseWorkspaceRequestContext, docker_client: docker.DockerClient, uid: str
 ) -> None:
@@ -565,6 +566,7 @@ def test_a_run_asking_for_root_and_a_host_mount_is_refused_without_a_container(
     assert "bind mount of host path '/etc' at '/host_etc'" in message
 
 
+@pytest.mark.docker
 def test_a_run_with_a_foreign_image_is_refused(
     instance: dg.DagsterInstance,
     workspace: BaseWorkspaceRequestContext,
@@ -581,6 +583,7 @@ def test_a_run_with_a_foreign_image_is_refused(
     assert f"container_image '{BASE_IMAGE}' (code location 'simple_ops' serves '{run_image}')" in message
 
 
+@pytest.mark.docker
 def test_a_run_within_the_policy_starts_with_the_platform_settings(
     instance: dg.DagsterInstance,
     workspace: BaseWorkspaceRequestContext,
@@ -623,6 +626,7 @@ def test_a_run_within_the_policy_starts_with_the_platform_settings(
     assert after.tags["dagster/max_runtime"] == "3600"  # the platform's limit, for run monitoring
 
 
+@pytest.mark.docker
 def test_a_job_s_own_time_limit_is_kept(
     instance: dg.DagsterInstance, workspace: BaseWorkspaceRequestContext, docker_client: docker.DockerClient, uid: str
 ) -> None:
@@ -635,6 +639,7 @@ def test_a_job_s_own_time_limit_is_kept(
     assert reload(instance, run.run_id).tags["dagster/max_runtime"] == "60"
 
 
+@pytest.mark.docker
 def test_a_run_claiming_another_location_with_its_own_code_is_refused_naming_both(
     instance: dg.DagsterInstance, workspace: BaseWorkspaceRequestContext, docker_client: docker.DockerClient, uid: str
 ) -> None:
@@ -666,6 +671,7 @@ def same_fields_other_kind(code: JobPythonOrigin) -> JobPythonOrigin:
     return forged(code, code_pointer=ModuleCodePointer(pointer.python_file, pointer.fn_name, pointer.working_directory))
 
 
+@pytest.mark.docker
 @pytest.mark.parametrize(
     ("forge", "named"),
     [
@@ -708,6 +714,7 @@ def test_a_forged_code_origin_is_refused(
     assert named in refusal(instance, docker_client, uid, run)
 
 
+@pytest.mark.docker
 def test_a_forged_env_var_in_the_container_context_is_refused_though_the_policy_allows_it(
     instance: dg.DagsterInstance, workspace: BaseWorkspaceRequestContext, docker_client: docker.DockerClient, uid: str
 ) -> None:
@@ -725,6 +732,7 @@ def test_a_forged_env_var_in_the_container_context_is_refused_though_the_policy_
     assert "(code location 'simple_ops' serves {'docker': {" in message
 
 
+@pytest.mark.docker
 def test_a_resumed_run_is_verified_too(
     instance: dg.DagsterInstance, workspace: BaseWorkspaceRequestContext, docker_client: docker.DockerClient, uid: str
 ) -> None:
@@ -735,6 +743,7 @@ def test_a_resumed_run_is_verified_too(
     assert "code_pointer FileCodePointer(python_file='/tmp/evil.py'" in refusal(instance, docker_client, uid, run)
 
 
+@pytest.mark.docker
 def test_a_run_is_refused_when_there_is_no_workspace_to_verify_it_against(
     instance: dg.DagsterInstance, workspace: BaseWorkspaceRequestContext, docker_client: docker.DockerClient, uid: str
 ) -> None:
@@ -759,6 +768,7 @@ def down_location_run(
     return stored_run(instance, remote, code, status)
 
 
+@pytest.mark.docker
 def test_a_run_of_a_registered_location_that_is_not_loaded_is_not_failed(
     instance: dg.DagsterInstance,
     workspace: BaseWorkspaceRequestContext,
@@ -776,6 +786,7 @@ def test_a_run_of_a_registered_location_that_is_not_loaded_is_not_failed(
     assert not [r for r in instance.all_logs(run.run_id) if r.message.startswith("Run launch refused")]
 
 
+@pytest.mark.docker
 def test_the_run_queue_requeues_a_run_whose_location_is_not_loaded(
     instance: dg.DagsterInstance,
     workspace_context: WorkspaceProcessContext,

@@ -51,8 +51,8 @@ from instance_kit import metrics
 from instance_kit.code_server import check_code_server
 from instance_kit.metrics import CodeServer, DagsterCollector
 from instance_kit.retention import delete_old_runs
-from template_tools.postgres import PostgresServer, running_postgres
-from template_tools.stack import free_port, wait_for
+from testkit.postgres import PostgresServer, running_postgres
+from testkit.stack import free_port, wait_for
 
 LOCATION_TAG = "dagster/code_location"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]

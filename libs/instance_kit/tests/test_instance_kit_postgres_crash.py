@@ -1,6 +1,6 @@
 """PooledPostgresStorage when Postgres crashes (kill -9) with runs in flight.
 
-A real Postgres 15 (template_tools.postgres) is killed with SIGKILL, the postmaster and every
+A real Postgres 15 (testkit.postgres) is killed with SIGKILL, the postmaster and every
 backend at once, as when its container dies, and started again on the same data folder and
 port, where it runs crash recovery first ("the database system is starting up"). The run
 workers are real ones (``dagster api execute_run``, what the run launcher starts in a run
@@ -40,7 +40,7 @@ from dagster._core.utils import make_new_run_id
 from dagster._grpc.types import ExecuteRunArgs
 
 from instance_kit import storage
-from template_tools.postgres import PASSWORD, PostgresServer, running_postgres
+from testkit.postgres import PASSWORD, PostgresServer, running_postgres
 
 # --- the jobs the run workers execute (they load this file by its path) --------------------
 
@@ -382,6 +382,7 @@ KILL_POINTS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kill_point", list(KILL_POINTS))
 def test_a_run_survives_postgres_killed_under_it(home: Path, postgres: CrashablePostgres, kill_point: str) -> None:
     """kill -9 mid-run, Postgres back ~3 s later (as its container restarts): the run succeeds by

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from instance_kit.retention import delete_old_runs
-from template_tools.postgres import PostgresServer
+from testkit.postgres import PostgresServer
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 

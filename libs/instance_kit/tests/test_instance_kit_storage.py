@@ -22,7 +22,7 @@ from instance_kit.storage import (
     PooledPostgresScheduleStorage,
     PooledPostgresStorage,
 )
-from template_tools.postgres import PostgresServer
+from testkit.postgres import PostgresServer
 
 
 @dg.asset

@@ -1,11 +1,11 @@
-"""Fixtures of the platform_kit tests (``api``, a real sample-api process, comes from sample_api.pytest_plugin)."""
+"""Fixtures of the platform_kit tests (``api``, a real sample-api process, comes from testkit.pytest_plugin)."""
 
 from __future__ import annotations
 
 import pytest
 
 from platform_kit.source_api import SourceApiResource
-from sample_api.testing import SampleApi
+from testkit.sample_api import SampleApi
 
 
 @pytest.fixture

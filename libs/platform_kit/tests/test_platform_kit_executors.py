@@ -38,6 +38,7 @@ def test_steps_share_the_run_process_by_default() -> None:
     assert _run({}) is True
 
 
+@pytest.mark.slow
 def test_a_run_can_ask_for_a_process_per_step() -> None:
     assert _run({"execution": {"config": {"multiprocess": {"max_concurrent": 2}}}}) is False
 

@@ -15,7 +15,7 @@ from platform_kit.source_api import (
     SourceApiResource,
     validate_records,
 )
-from sample_api.testing import SampleApi
+from testkit.sample_api import SampleApi
 
 
 def test_fetch_users_returns_every_user_with_the_required_fields(client: SourceApiResource) -> None:

@@ -27,10 +27,11 @@ from typing import Any
 
 import yaml
 
-from harness import BenchStack
+from bench.harness import BenchStack
 from template_tools.locations import ROOT, location_names
 
-STOCK_COMPOSE = Path(__file__).with_name("stock.yml")
+#: B's compose override; a compose file, so it stays next to bench/README.md, not in the package.
+STOCK_COMPOSE = ROOT / "bench" / "stock.yml"
 #: The run config of B's runs: Dagster's default executor.
 MULTIPROCESS: dict[str, Any] = {"execution": {"config": {"multiprocess": {}}}}
 #: What A's dagster.yaml sets in run_queue that B leaves at Dagster's defaults.
@@ -45,7 +46,7 @@ def stock_instance(config: dict[str, Any]) -> dict[str, Any]:
         postgres_db = storage["custom"]["config"]["postgres_db"]
         queue = stock["run_queue"]
     except KeyError as missing:
-        raise SystemExit(f"bench: dagster.yaml no longer has {missing}: update bench/variants.py") from None
+        raise SystemExit(f"bench: dagster.yaml no longer has {missing}: update bench/src/bench/variants.py") from None
     stock["storage"] = {"postgres": {"postgres_db": postgres_db}}
     for key in TUNED_RUN_QUEUE:
         queue.pop(key, None)

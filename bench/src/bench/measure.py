@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import BASE_IMAGE, DAGSTER_IMAGES, BenchStack, wait_for
-from report import HISTORICAL_DEPLOY_DOCKER, Metric
-from runs import (
+from bench.harness import BASE_IMAGE, DAGSTER_IMAGES, BenchStack, wait_for
+from bench.report import HISTORICAL_DEPLOY_DOCKER, Metric
+from bench.runs import (
     PHASES,
     RunFailed,
     RunTimeline,
@@ -30,10 +30,9 @@ from runs import (
     median_phases,
     wait_for_batch,
 )
-from sample_api.testing import running_sample_api
 from template_tools.locations import ROOT
+from testkit.sample_api import running_sample_api
 
-FLOOR_SCRIPT = Path(__file__).with_name("floor.py")
 SIMPLE_JOB = ("data_extraction_job", "simple_ops")
 MODULAR_JOB = ("all_assets_job", "modular_assets")
 MODULAR_ASSETS = 13
@@ -335,7 +334,7 @@ def redeploys(stack: BenchStack, repeat: int, per_location: int, details: dict[s
 
 # --- orchestration overhead -------------------------------------------------------------
 def run_floor(scale: Scale, out_dir: Path) -> dict[str, Any]:
-    """One floor run (bench/floor.py in a fresh process) against a local sample API of ``scale``.
+    """One floor run (bench.floor in a fresh process) against a local sample API of ``scale``.
 
     ``plain_process_s`` is the process's wall time without the import of the location's modules
     (and with them Dagster): what a pandas-only script would take.
@@ -343,7 +342,7 @@ def run_floor(scale: Scale, out_dir: Path) -> dict[str, Any]:
     with running_sample_api(users=scale.users, posts_per_user=scale.posts_per_user) as api:
         started = time.monotonic()
         result = subprocess.run(
-            [sys.executable, str(FLOOR_SCRIPT), "--api-url", api.url, "--out", str(out_dir)],
+            [sys.executable, "-m", "bench.floor", "--api-url", api.url, "--out", str(out_dir)],
             capture_output=True,
             text=True,
             check=True,

@@ -2,7 +2,7 @@
 
 Example::
 
-    from sample_api.testing import running_sample_api
+    from testkit.sample_api import running_sample_api
 
     with running_sample_api(users=10, posts_per_user=10) as api:
         requests.get(f"{api.url}/users")

@@ -1,10 +1,10 @@
 """Benchmark this stack (A) against a stock variant of it (B) in one run, interleaved.
 
-    .venv/bin/python bench/run.py            # everything (`make bench`, ~45-60 min)
-    .venv/bin/python bench/run.py --quick    # a subset (`make bench-quick`, ~10-15 min)
-    .venv/bin/python bench/run.py --repeat 3 --json bench.json
+    .venv/bin/python -m bench.run            # everything (`make bench`, ~45-60 min)
+    .venv/bin/python -m bench.run --quick    # a subset (`make bench-quick`, ~10-15 min)
+    .venv/bin/python -m bench.run --repeat 3 --json bench.json
 
-B is the same stack with Dagster's defaults for everything the template tunes (bench/variants.py,
+B is the same stack with Dagster's defaults for everything the template tunes (bench.variants,
 bench/stock.yml). The two never run at once: each measurement runs on A, then on B (the order
 alternates), and the other one is down, its volumes kept, in the meantime. Each switch is a warm
 start, and is measured as one. Both stacks are removed with their volumes at the end, also after an
@@ -29,12 +29,12 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import measure
-from harness import BenchStack
-from measure import SEED, Scale, load_average
-from report import Metric, Row, pair, render
-from runs import RunTimeline
-from variants import share_images, stock_stack, template_stack
+from bench import measure
+from bench.harness import BenchStack
+from bench.measure import SEED, Scale, load_average
+from bench.report import Metric, Row, pair, render
+from bench.runs import RunTimeline
+from bench.variants import share_images, stock_stack, template_stack
 
 
 @dataclass(frozen=True)
@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = bench.rows()
     header = (
         f"dagster {details['dagster']}, {details['mode']} mode, {details['cpus']} CPUs; A = this stack, "
-        f"B = stock Dagster settings (bench/variants.py); load average {details['load_start']} at start, "
+        f"B = stock Dagster settings (bench.variants); load average {details['load_start']} at start, "
         f"{details['load_end']} at end"
     )
     print(render(rows, header))

@@ -1,11 +1,11 @@
 """Does run retention keep Postgres bounded? Repeated days of new runs and retention sweeps.
 
-    .venv/bin/python bench/retention_cycles.py          # `make bench-storage` runs it (~1-2 min)
-    .venv/bin/python bench/retention_cycles.py --cycles 20 --runs-per-day 1000 --no-vacuum
+    .venv/bin/python -m bench.retention_cycles          # `make bench-storage` runs it (~1-2 min)
+    .venv/bin/python -m bench.retention_cycles --cycles 20 --runs-per-day 1000 --no-vacuum
 
 On a fresh Postgres 15 from the host's binaries (no Docker), with the deployment's storage:
 seeds ``--history`` days of finished runs with their event logs (~12 events a run,
-materializations of 40 assets included; bench/metrics_scrape.py's seeding), most of them older
+materializations of 40 assets included; bench.metrics_scrape's seeding), most of them older
 than the retention. Then each cycle is one simulated day: a day's worth of new runs, one call of
 ``instance_kit.retention.delete_old_runs`` (what the janitor runs every sweep, at most 2,000
 runs a call) with ``--retention-days``, and ``VACUUM (ANALYZE)``: what autovacuum does in the
@@ -29,8 +29,8 @@ import dagster as dg
 import sqlalchemy as db
 from dagster._core.storage.runs.sql_run_storage import SqlRunStorage
 
+from bench.metrics_scrape import add_events, add_runs, fresh_instance
 from instance_kit.retention import delete_old_runs
-from metrics_scrape import add_events, add_runs, fresh_instance
 
 MB = 1_000_000
 

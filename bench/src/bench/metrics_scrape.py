@@ -1,9 +1,9 @@
 """What a scrape of the metrics service (instance_kit.metrics) costs, at 100 and at 10,000 runs.
 
-    .venv/bin/python bench/metrics_scrape.py            # `make bench-storage` runs it (~1 min)
-    .venv/bin/python bench/metrics_scrape.py --sizes 100 1000 10000 --scrapes 30
+    .venv/bin/python -m bench.metrics_scrape            # `make bench-storage` runs it (~1 min)
+    .venv/bin/python -m bench.metrics_scrape --sizes 100 1000 10000 --scrapes 30
 
-On a fresh Postgres 15 from the host's binaries (template_tools.postgres, no Docker), with the
+On a fresh Postgres 15 from the host's binaries (testkit.postgres, no Docker), with the
 deployment's storage (instance_kit.storage.PooledPostgresStorage): seeds runs of two code
 locations as the daemon stores launched ones (their tags, a month of creation times, mostly
 successes, some failures, cancellations, queued and started runs), ~10 events per run, 40 assets
@@ -12,7 +12,7 @@ full scrapes (the collector's collect plus rendering the text format, what GET /
 counts their SQL statements, and grows the same database to the next size. The smallest size
 is the reference. No code servers are probed: their cost does not depend on the storage.
 
-The seeding helpers are shared with bench/retention_cycles.py.
+The seeding helpers are shared with bench.retention_cycles.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ from dagster._utils.error import SerializableErrorInfo
 from prometheus_client import CollectorRegistry, generate_latest
 
 from instance_kit.metrics import DagsterCollector
-from template_tools.postgres import PostgresServer, running_postgres
+from testkit.postgres import PostgresServer, running_postgres
 
 LOCATIONS = {
     "simple_ops": ("data_extraction_job", "cleanup_job", "report_job"),

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import BenchStack, cgroup_dir
+from bench.harness import BenchStack, cgroup_dir
 
 LAUNCH_MUTATION = """
 mutation ($params: ExecutionParams!) { launchRun(executionParams: $params) { __typename

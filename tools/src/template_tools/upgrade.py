@@ -1,9 +1,9 @@
 """Rehearse a Dagster upgrade the way README.md ("Upgrade Dagster") documents it, on a throw-away stack.
 
-    .venv/bin/python bench/upgrade.py                     # the current pins -> newest release of their minor
-    .venv/bin/python bench/upgrade.py --to 1.13.29        # (`make upgrade-check TO=1.13.29`)
-    .venv/bin/python bench/upgrade.py --from 1.13.26 --to 1.13.27   # between two other releases
-    .venv/bin/python bench/upgrade.py --ref HEAD          # the committed files, not the working tree's
+    .venv/bin/python -m template_tools.upgrade              # the current pins -> newest release of their minor
+    .venv/bin/python -m template_tools.upgrade --to 1.13.29 # (`make upgrade-check TO=1.13.29`)
+    .venv/bin/python -m template_tools.upgrade --from 1.13.26 --to 1.13.27   # between two other releases
+    .venv/bin/python -m template_tools.upgrade --ref HEAD   # the committed files, not the working tree's
 
 In a copy of the repo's tracked files (the working tree, so uncommitted edits count) it starts the
 stack at the current pins (or --from) as compose project ``dagster-upgrade``, runs a job of every
@@ -40,7 +40,7 @@ import requests
 
 from template_tools.locations import ROOT
 from template_tools.scaffolding import UV, copy_repo
-from template_tools.stack import Stack, wait_for
+from testkit.stack import Stack, wait_for
 
 #: A Dagster pin of the root pyproject.toml's [tool.uv] constraint-dependencies.
 PIN = re.compile(r'"(dagster(?:-[a-z0-9]+)*)==(\d+)\.(\d+)\.(\d+)"')

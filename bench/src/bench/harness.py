@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import requests
 
 from template_tools.locations import location_names
-from template_tools.stack import Stack, wait_for
+from testkit.stack import Stack, wait_for
 
 #: The images the stack builds, by the name part after "<project>-": the instance's and one per location.
 DAGSTER_IMAGES = ("dagster", *location_names())
@@ -117,7 +117,7 @@ class BenchStack(Stack):
 
     user: str = "bench"
     label: str = "template"
-    """Which variant this is: "template" (A) or "stock" (B, bench/variants.py)."""
+    """Which variant this is: "template" (A) or "stock" (B, bench.variants)."""
     run_config: dict[str, Any] = field(default_factory=dict)
     """Run config of every run the benchmark launches (B's asks for the multiprocess executor)."""
     settings: dict[str, str] = field(default_factory=dict)
