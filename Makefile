@@ -156,11 +156,11 @@ format: venv ## apply ruff's fixes and formatting
 
 .PHONY: test
 test: lint browser ## lint, then every test: unit and integration, then end-to-end against the real stack
-	$(VENV)/bin/pytest libs code_locations deploy/sample_api tests
+	$(VENV)/bin/pytest libs code_locations deploy/sample_api deploy/dagster tests
 
 .PHONY: test-unit
 test-unit: venv ## the tests that need no Docker
-	$(VENV)/bin/pytest libs code_locations deploy/sample_api tests/deploy tests/scaffold tests/kubernetes
+	$(VENV)/bin/pytest libs code_locations deploy/sample_api deploy/dagster tests/deploy tests/scaffold tests/kubernetes
 
 .PHONY: test-e2e
 test-e2e: venv browser ## the end-to-end tests only (builds and runs an isolated stack)
