@@ -9,7 +9,7 @@ Why not the stock commands: `dagster api grpc-health-check` reports SERVING even
 when the location's code failed to import (the error only shows in
 ListRepositories), and `dagster-daemon liveness-check` tolerates 30 minutes
 without a heartbeat by default; both also import all of Dagster (~2 s of CPU per
-call). This script imports only grpc (through instance_kit.code_server, which the
+call). This script imports only grpc (through platform_services.grpc_probe, which the
 metrics service shares) or psycopg2 (~0.1-0.2 s).
 Exit 0 when healthy; otherwise exit 1 with one line saying what is wrong.
 
@@ -38,7 +38,7 @@ REQUIRED_DAEMONS = ("SCHEDULER", "SENSOR", "QUEUED_RUN_COORDINATOR", "MONITORING
 def check_code_server(port: int, host: str = "127.0.0.1") -> str | None:
     """None when the gRPC server is SERVING and its code loaded, else the problem."""
     # On PYTHONPATH in every image (/opt/dagster/lib), and in the dev venv; imports only grpc.
-    from instance_kit.code_server import check_code_server as probe
+    from platform_services.grpc_probe import check_code_server as probe
 
     return probe(port, host, TIMEOUT_SECONDS)
 

@@ -22,7 +22,7 @@ The checks, cheap and in this one process (standard library; grpc or psycopg2 im
 
 * code-server: the gRPC port answers the HTTP/2 connection preface with its SETTINGS frame
   (a stopped or deadlocked server accepts the TCP connection, then says nothing) - the kill
-  decision; if it answers, the verdict is instance_kit.code_server's SERVING + ListRepositories;
+  decision; if it answers, the verdict is platform_services.grpc_probe's SERVING + ListRepositories;
 * webserver: GET <path prefix>/server_info answers;
 * daemon: its heartbeats in Postgres are fresh (healthcheck.py's check, over one kept
   connection: Dagster's daemons heartbeat every 30 s, so a hung daemon is noticed after

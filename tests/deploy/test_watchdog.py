@@ -290,13 +290,13 @@ def test_the_metrics_check_asks_the_address_the_service_listens_on(host: str | N
 
 @pytest.fixture
 def metrics_service(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    """The real metrics service (instance_kit.metrics), on an instance of its own (SQLite: its
+    """The real metrics service (platform_services.metrics), on an instance of its own (SQLite: its
     /health never reads the storage) and a workspace without locations."""
     (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     (tmp_path / "workspace.yaml").write_text("load_from: []\n")
     port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "METRICS_HOST": "127.0.0.1", "METRICS_PORT": str(port)}
-    command = [sys.executable, "-m", "instance_kit.metrics"]
+    command = [sys.executable, "-m", "platform_services.metrics"]
     yield from _serving(command, "/health", port, "the metrics service", env=env)
 
 

@@ -1,4 +1,4 @@
-"""instance_kit.metrics against a real Postgres server, real runs and real gRPC code servers.
+"""platform_services.metrics against a real Postgres server, real runs and real gRPC code servers.
 
 Runs are either executed (``execute_in_process``, ``dg.materialize``) with the
 ``dagster/code_location`` tag a launched run carries, or stored the way the webserver and
@@ -47,10 +47,10 @@ from dagster._utils.error import SerializableErrorInfo
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from instance_kit import metrics
-from instance_kit.code_server import check_code_server
-from instance_kit.metrics import CodeServer, DagsterCollector
 from instance_kit.retention import delete_old_runs
+from platform_services import metrics
+from platform_services.grpc_probe import check_code_server
+from platform_services.metrics import CodeServer, DagsterCollector
 from template_tools.postgres import PostgresServer, running_postgres
 from template_tools.stack import free_port, wait_for
 
@@ -377,7 +377,7 @@ def test_each_location_is_probed_and_a_hung_one_does_not_stall_the_scrape(
     ]
     collector = DagsterCollector(lambda: instance, servers)
 
-    with caplog.at_level(logging.INFO, logger="instance_kit.metrics"):
+    with caplog.at_level(logging.INFO, logger="platform_services.metrics"):
         started = time.monotonic()
         first = scrape(collector)
         elapsed = time.monotonic() - started
@@ -416,7 +416,7 @@ def test_postgres_down_answers_quickly_with_storage_up_0_and_logs_once(
         try:
             assert value(scrape(collector), "dagster_storage_up") == 1
             server.pg_ctl("stop", "-m", "fast")
-            with caplog.at_level(logging.INFO, logger="instance_kit.metrics"):
+            with caplog.at_level(logging.INFO, logger="platform_services.metrics"):
                 started = time.monotonic()
                 down = scrape(collector)
                 elapsed = time.monotonic() - started
@@ -533,7 +533,7 @@ def test_a_bad_setting_exits_2_naming_it(
 def test_python_m_exits_2_on_a_bad_setting(home: Path) -> None:
     env = {**os.environ, "DAGSTER_HOME": str(home), "METRICS_PORT": "http"}
     result = subprocess.run(
-        [sys.executable, "-m", "instance_kit.metrics"], env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "platform_services.metrics"], env=env, capture_output=True, text=True, timeout=60
     )
 
     assert result.returncode == 2
@@ -600,7 +600,7 @@ def test_the_endpoints(http_url: str, instance: dg.DagsterInstance, caplog: pyte
     assert _request(f"{http_url}/metrics", data=b"{}")[0] == 404  # POST
     assert _request(f"{http_url}/alerts", data=b"not json")[0] == 400
 
-    with caplog.at_level(logging.INFO, logger="instance_kit.metrics"):
+    with caplog.at_level(logging.INFO, logger="platform_services.metrics"):
         assert _request(f"{http_url}/alerts", data=json.dumps(ALERTS).encode())[::2] == (200, b"ok\n")
 
     assert [record.getMessage() for record in caplog.records] == [

@@ -1,6 +1,6 @@
 """Prometheus metrics of the deployment: runs, the run queue, daemons, code locations, assets, ticks, volumes.
 
-    python -m instance_kit.metrics       # the `metrics` service; reads $DAGSTER_HOME/dagster.yaml
+    python -m platform_services.metrics       # the `metrics` service; reads $DAGSTER_HOME/dagster.yaml
 
 Settings, from the environment (a bad value exits 2 with one line naming it):
 
@@ -73,9 +73,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
-from instance_kit.code_server import check_code_server
+from platform_services.grpc_probe import check_code_server
 
-log = logging.getLogger("instance_kit.metrics")
+log = logging.getLogger("platform_services.metrics")
 
 DEFAULT_HOST = "0.0.0.0"
 DEFAULT_PORT = 9102
