@@ -57,7 +57,7 @@ from dagster._serdes import serialize_value
 from dagster._utils.error import SerializableErrorInfo
 from prometheus_client import CollectorRegistry, generate_latest
 
-from platform_services.metrics import DagsterCollector
+from platform_services.metrics.collector import DagsterCollector
 from template_tools.postgres import PostgresServer, running_postgres
 
 LOCATIONS = {

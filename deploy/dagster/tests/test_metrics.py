@@ -48,9 +48,11 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from instance_kit.retention import delete_old_runs
-from platform_services import metrics
 from platform_services.grpc_probe import check_code_server
-from platform_services.metrics import CodeServer, DagsterCollector
+from platform_services.metrics.__main__ import main
+from platform_services.metrics.collector import DagsterCollector, RunDurations
+from platform_services.metrics.http import make_server
+from platform_services.metrics.settings import CodeServer, settings_from_env
 from template_tools.postgres import PostgresServer, running_postgres
 from template_tools.stack import free_port, wait_for
 
@@ -410,7 +412,7 @@ def test_postgres_down_answers_quickly_with_storage_up_0_and_logs_once(
         )
         registry = CollectorRegistry()
         registry.register(collector)
-        http = metrics.make_server("127.0.0.1", 0, registry)
+        http = make_server("127.0.0.1", 0, registry)
         threading.Thread(target=http.serve_forever, daemon=True).start()
         url = f"http://127.0.0.1:{http.server_address[1]}"
         try:
@@ -501,9 +503,7 @@ def home(tmp_path: Path, postgres: PostgresServer) -> Path:
 
 
 def test_the_settings_default_to_dagster_home(home: Path) -> None:
-    settings = metrics.settings_from_env(
-        {"DAGSTER_HOME": str(home), "METRICS_VOLUMES": f"storage={home}, exports={home}"}
-    )
+    settings = settings_from_env({"DAGSTER_HOME": str(home), "METRICS_VOLUMES": f"storage={home}, exports={home}"})
 
     assert (settings.host, settings.port) == ("0.0.0.0", 9102)
     assert settings.code_servers == (CodeServer("simple_ops", "simple_ops", 4000),)
@@ -524,7 +524,7 @@ def test_the_settings_default_to_dagster_home(home: Path) -> None:
 def test_a_bad_setting_exits_2_naming_it(
     home: Path, env: dict[str, str], named: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert metrics.main({"DAGSTER_HOME": str(home), **env}) == 2
+    assert main({"DAGSTER_HOME": str(home), **env}) == 2
 
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and named in err
@@ -573,7 +573,7 @@ ALERTS = {
 def http_url(instance: dg.DagsterInstance) -> Iterator[str]:
     registry = CollectorRegistry()
     registry.register(DagsterCollector(lambda: instance))
-    server = metrics.make_server("127.0.0.1", 0, registry)
+    server = make_server("127.0.0.1", 0, registry)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
@@ -612,7 +612,7 @@ def test_the_endpoints(http_url: str, instance: dg.DagsterInstance, caplog: pyte
 
 
 def test_the_histogram_buckets_are_cumulative() -> None:
-    durations = metrics.RunDurations(since=time.time())
+    durations = RunDurations(since=time.time())
     for seconds in (0.5, 3, 3, 4000, 100_000):
         durations.observe(("team_a", "daily_job", "SUCCESS"), seconds)
 
