@@ -22,9 +22,9 @@ if [ -z "${DAGSTER_PG_PASSWORD:-}" ]; then
   exit 78
 fi
 
-# A service that hangs is killed and restarted by Docker (watchdog.py); runs have no watchdog.
+# A service that hangs is killed and restarted by Docker (platform_services.watchdog); runs have no watchdog.
 if [ -n "${DAGSTER_WATCHDOG:-}" ]; then
-  python /opt/dagster/bin/watchdog.py "$DAGSTER_WATCHDOG" "$$" &
+  python -m platform_services.watchdog "$DAGSTER_WATCHDOG" "$$" &
 fi
 
 exec "$@"
