@@ -47,8 +47,8 @@ from dagster._utils.error import SerializableErrorInfo
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from instance_kit.retention import delete_old_runs
 from platform_services.grpc_probe import check_code_server
+from platform_services.janitor.retention import delete_old_runs
 from platform_services.metrics.__main__ import main
 from platform_services.metrics.collector import DagsterCollector, RunDurations
 from platform_services.metrics.http import make_server
