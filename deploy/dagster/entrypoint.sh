@@ -4,6 +4,7 @@
 # NAME is read from that file. Then checks that the instance can be configured.
 set -eu
 
+# shellcheck disable=SC2043 # a list of one: the next secret read through NAME_FILE is one more name
 for name in DAGSTER_PG_PASSWORD; do
   eval "file=\${${name}_FILE:-}"
   if [ -n "$file" ]; then
