@@ -149,6 +149,12 @@ LINT_PATHS := libs code_locations deploy tools tests bench
 MYPYPATH := $(subst $(eval) ,:,$(wildcard libs/*/src code_locations/*/src deploy/*/src tools/src bench/src))
 export MYPYPATH
 
+# Every tracked shell script (*.sh, and the files without an extension that start with a sh or
+# bash shebang) and every tracked Dockerfile.
+SHELL_SCRIPTS = $(shell { git ls-files -- '*.sh'; git ls-files | grep -v '\.[^/]*$$' \
+  | xargs -r awk 'FNR == 1 && /^\#!.*[\/ ](ba)?sh( |$$)/ { print FILENAME } { nextfile }'; } | sort -u)
+DOCKERFILES = $(shell git ls-files -- '*Dockerfile' '*Dockerfile.*')
+
 .PHONY: generate
 generate: venv ## write every file derived from workspace.yaml, deploy/settings.yaml and the gateway config
 	$(VENV)/bin/python -m template_tools.generate
@@ -158,10 +164,12 @@ verify: venv ## fail when a generated file differs from what `make generate` wri
 	$(VENV)/bin/python -m template_tools.generate --check
 
 .PHONY: lint
-lint: venv verify ## generated files current, ruff (lint + format check), mypy, the CI workflow against GitHub's schema
+lint: venv verify ## generated files current, ruff (lint + format check), mypy, shellcheck, hadolint, the CI workflow against GitHub's schema
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 	$(VENV)/bin/mypy $(LINT_PATHS)
+	$(VENV)/bin/shellcheck $(SHELL_SCRIPTS)
+	$(VENV)/bin/hadolint $(DOCKERFILES)
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
 .PHONY: format

@@ -4,6 +4,7 @@
 # NAME is read from that file. Then checks that the instance can be configured.
 set -eu
 
+# shellcheck disable=SC2043 # a list of one: the next secret read through NAME_FILE is one more name
 for name in DAGSTER_PG_PASSWORD; do
   eval "file=\${${name}_FILE:-}"
   if [ -n "$file" ]; then
@@ -22,9 +23,9 @@ if [ -z "${DAGSTER_PG_PASSWORD:-}" ]; then
   exit 78
 fi
 
-# A service that hangs is killed and restarted by Docker (watchdog.py); runs have no watchdog.
+# A service that hangs is killed and restarted by Docker (platform_services.watchdog); runs have no watchdog.
 if [ -n "${DAGSTER_WATCHDOG:-}" ]; then
-  python /opt/dagster/bin/watchdog.py "$DAGSTER_WATCHDOG" "$$" &
+  python -m platform_services.watchdog "$DAGSTER_WATCHDOG" "$$" &
 fi
 
 exec "$@"

@@ -96,6 +96,7 @@ daily() {
     if made=$(backup "$dir"); then
       echo "backup: wrote $made"
       # Names sort by time: delete all but the newest $keep.
+      # shellcheck disable=SC2012 # the names are this script's own timestamps: nothing for ls to mangle
       ls -1d "$dir"/20* 2>/dev/null | sort | head -n "-$keep" | while read -r old; do rm -rf "$old"; done
     fi
     touch /tmp/backup.alive

@@ -2,7 +2,7 @@
 
 Docker runs every probe as a new process in the container (~13 ms of CPU even for `true`);
 a Python start with grpc or psycopg2 cost 70-135 ms, every 2 s, per service. The Dagster
-services' watchdogs check in-process and write a verdict (tests/deploy/test_watchdog.py);
+services' watchdogs check in-process and write a verdict (deploy/dagster/tests/test_watchdog.py);
 the other services touch a heartbeat file that the probe only ages.
 """
 

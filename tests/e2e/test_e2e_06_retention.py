@@ -7,7 +7,7 @@ from testkit.stack import Stack
 
 RUN_EXISTS = "query ($runId: ID!) { runOrError(runId: $runId) { __typename } }"
 #: One sweep now, as the service does every hour (through its entrypoint, which reads the password file).
-SWEEP = ("exec", "-T", "storage_janitor", "/opt/dagster/bin/entrypoint.sh", "python", "/opt/dagster/bin/janitor.py")
+SWEEP = ("exec", "-T", "storage_janitor", "/opt/dagster/bin/entrypoint.sh", "python", "-m", "platform_services.janitor")
 
 
 def _sql(stack: Stack, statement: str) -> None:

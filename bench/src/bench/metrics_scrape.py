@@ -1,4 +1,4 @@
-"""What a scrape of the metrics service (instance_kit.metrics) costs, at 100 and at 10,000 runs.
+"""What a scrape of the metrics service (platform_services.metrics) costs, at 100 and at 10,000 runs.
 
     .venv/bin/python -m bench.metrics_scrape            # `make bench-storage` runs it (~1 min)
     .venv/bin/python -m bench.metrics_scrape --sizes 100 1000 10000 --scrapes 30
@@ -57,7 +57,7 @@ from dagster._serdes import serialize_value
 from dagster._utils.error import SerializableErrorInfo
 from prometheus_client import CollectorRegistry, generate_latest
 
-from instance_kit.metrics import DagsterCollector
+from platform_services.metrics.collector import DagsterCollector
 from testkit.postgres import PostgresServer, running_postgres
 
 LOCATIONS = {
@@ -310,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     reference = statistics.median(rows[0][4])
     load = " / ".join(f"{value:.1f}" for value in (load_start, os.getloadavg()[0]))
     print(
-        f"\nmetrics scrape (instance_kit.metrics): {args.scrapes} scrapes per size after {WARM_UP_SCRAPES} "
+        f"\nmetrics scrape (platform_services.metrics): {args.scrapes} scrapes per size after {WARM_UP_SCRAPES} "
         f"warm-up ones; Postgres 15 on this host; load average {load} (start / end)"
     )
     header = ("runs", "min ms", "median ms", "p95 ms", "vs first", "bytes", "statements", "seeded in")

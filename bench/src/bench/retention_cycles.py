@@ -7,7 +7,7 @@ On a fresh Postgres 15 from the host's binaries (no Docker), with the deployment
 seeds ``--history`` days of finished runs with their event logs (~12 events a run,
 materializations of 40 assets included; bench.metrics_scrape's seeding), most of them older
 than the retention. Then each cycle is one simulated day: a day's worth of new runs, one call of
-``instance_kit.retention.delete_old_runs`` (what the janitor runs every sweep, at most 2,000
+``platform_services.janitor.retention.delete_old_runs`` (what the janitor runs every sweep, at most 2,000
 runs a call) with ``--retention-days``, and ``VACUUM (ANALYZE)``: what autovacuum does in the
 background, run explicitly so that the numbers do not depend on its timing (``--no-vacuum``
 leaves it to autovacuum). Plain VACUUM makes the space of deleted rows reusable; it does not
@@ -30,7 +30,7 @@ import sqlalchemy as db
 from dagster._core.storage.runs.sql_run_storage import SqlRunStorage
 
 from bench.metrics_scrape import add_events, add_runs, fresh_instance
-from instance_kit.retention import delete_old_runs
+from platform_services.janitor.retention import delete_old_runs
 
 MB = 1_000_000
 

@@ -34,12 +34,8 @@ from dagster._core.workspace.load_target import WorkspaceFileTarget
 from dagster._daemon.run_coordinator import QueuedRunCoordinatorDaemon
 from dagster_docker.container_context import DockerContainerContext
 
-from instance_kit.launcher import (
-    LaunchPolicy,
-    PolicyDockerRunLauncher,
-    VolumeGrant,
-    read_locations,
-)
+from instance_kit.launcher import PolicyDockerRunLauncher
+from instance_kit.policy import LaunchPolicy, VolumeGrant, read_locations
 from testkit.stack import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[3]

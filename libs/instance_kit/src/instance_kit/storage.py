@@ -399,7 +399,7 @@ class PooledPostgresStorage(DagsterPostgresStorage):
     @classmethod
     def from_config_value(
         cls,
-        inst_data: ConfigurableClassData | None,  # ty: ignore[invalid-method-override]
+        inst_data: ConfigurableClassData | None,
         config_value: Mapping[str, Any],
     ) -> PooledPostgresStorage:
         # The parent's from_config_value builds a DagsterPostgresStorage, not ``cls``.

@@ -1,15 +1,15 @@
 """Check a service in-process: write its health verdict for Docker, and kill it when it hangs.
 
-    python watchdog.py code-server|webserver|daemon|metrics PID     # started by entrypoint.sh
+    python -m platform_services.watchdog code-server|webserver|daemon|metrics PID   # by entrypoint.sh
 
 The entrypoint starts this watchdog beside the service's main process
 (``DAGSTER_WATCHDOG=<kind>``). It has two jobs:
 
 * The health verdict. After every check it writes one line to HEALTH_FILE: ``ok``, or what
   is wrong. Docker's health check (health-status.sh) only reads that file, so a probe starts
-  no Python (~13 ms of CPU, not the ~70-135 ms of ``python healthcheck.py``, which imports
+  no Python (~13 ms of CPU, not the ~70-135 ms of ``python -m platform_services.healthcheck``, which imports
   grpc or psycopg2 every time). The file's mtime is set to when the verdict expires, so a
-  watchdog that died or hangs turns the container unhealthy. The verdict is healthcheck.py's
+  watchdog that died or hangs turns the container unhealthy. The verdict is the healthcheck module's
   exact check: for a code server, gRPC SERVING *and* the user code loaded (else the load error).
 * Restarting a hung service. Docker's restart policy acts on exits, not on failing health
   checks, so a process that hangs (deadlocked, stopped) would stay unhealthy forever. After
@@ -22,9 +22,9 @@ The checks, cheap and in this one process (standard library; grpc or psycopg2 im
 
 * code-server: the gRPC port answers the HTTP/2 connection preface with its SETTINGS frame
   (a stopped or deadlocked server accepts the TCP connection, then says nothing) - the kill
-  decision; if it answers, the verdict is instance_kit.code_server's SERVING + ListRepositories;
+  decision; if it answers, the verdict is platform_services.grpc_probe's SERVING + ListRepositories;
 * webserver: GET <path prefix>/server_info answers;
-* daemon: its heartbeats in Postgres are fresh (healthcheck.py's check, over one kept
+* daemon: its heartbeats in Postgres are fresh (the healthcheck module's check, over one kept
   connection: Dagster's daemons heartbeat every 30 s, so a hung daemon is noticed after
   DAGSTER_DAEMON_HEARTBEAT_TOLERANCE);
 * metrics: the metrics service's GET /health answers (METRICS_HOST, METRICS_PORT; it does not
@@ -40,7 +40,6 @@ query looks like a hang, and restarting it would then fail every run in flight.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import socket
@@ -48,7 +47,10 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Protocol
+
+# Standard library only at import: grpc and psycopg2 come in with the checks that need them.
+from platform_services import healthcheck
 
 INTERVAL_SECONDS = float(os.environ.get("DAGSTER_WATCHDOG_INTERVAL", "5"))
 START_INTERVAL_SECONDS = min(INTERVAL_SECONDS, float(os.environ.get("DAGSTER_WATCHDOG_START_INTERVAL", "0.25")))
@@ -83,16 +85,6 @@ def grpc_answers(port: int, host: str = "127.0.0.1") -> str | None:
     return None
 
 
-def _healthcheck() -> Any:
-    """healthcheck.py beside this file: its checks (it imports grpc and psycopg2 only inside the
-    checks that need them)."""
-    spec = importlib.util.spec_from_file_location("healthcheck", Path(__file__).with_name("healthcheck.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _same(check: Callable[[], str | None]) -> Check:
     """One check for both: the verdict is whether it answers."""
 
@@ -106,7 +98,7 @@ def _same(check: Callable[[], str | None]) -> Check:
 def check_for(kind: str) -> Check:
     if kind == "code-server":
         port = int(os.environ.get("DAGSTER_GRPC_PORT", "4000"))
-        exact = _healthcheck().check_code_server
+        exact = healthcheck.check_code_server
 
         def code_server() -> tuple[str | None, str | None]:
             # The cheap preface first: a hung server costs its 3 s timeout, not the gRPC calls' too.
@@ -118,15 +110,12 @@ def check_for(kind: str) -> Check:
         host = os.environ.get("WEBSERVER_HOST", "127.0.0.1")
         url = f"http://{host}:{os.environ.get('WEBSERVER_PORT', '3000')}"
         prefix = os.environ.get("DAGSTER_WEBSERVER_PATH_PREFIX", "").rstrip("/")
-        check_webserver = _healthcheck().check_webserver
-        return _same(lambda: check_webserver(f"{url}{prefix}/server_info", TIMEOUT_SECONDS))
+        return _same(lambda: healthcheck.check_webserver(f"{url}{prefix}/server_info", TIMEOUT_SECONDS))
     if kind == "daemon":
         tolerance = float(os.environ.get("DAGSTER_DAEMON_HEARTBEAT_TOLERANCE", "90"))
-        healthcheck = _healthcheck()
         reader = healthcheck.HeartbeatReader(application_name="dagster-daemon-watchdog")
         return _same(lambda: healthcheck.check_daemon(tolerance, reader))
     if kind == "metrics":
-        healthcheck = _healthcheck()
         url = healthcheck.metrics_health_url(os.environ)
         return _same(lambda: healthcheck.check_webserver(url, TIMEOUT_SECONDS))
     raise SystemExit(f"watchdog: unknown kind {kind!r}: use code-server, webserver, daemon or metrics")
@@ -138,6 +127,10 @@ def alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+class VerdictWriter(Protocol):
+    def write(self, problem: str | None) -> None: ...
 
 
 class Verdicts:
@@ -163,7 +156,7 @@ def watch(
     check: Check,
     pid: int,
     what: str,
-    verdicts: Verdicts | None = None,
+    verdicts: VerdictWriter | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> None:
     """Return when ``pid`` is gone, or after killing it for failing CHECKS_IN_A_ROW checks."""
@@ -192,7 +185,7 @@ def watch(
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2 or not argv[1].isdigit():
-        print("usage: watchdog.py code-server|webserver|daemon|metrics PID", file=sys.stderr)
+        print("usage: python -m platform_services.watchdog code-server|webserver|daemon|metrics PID", file=sys.stderr)
         return 2
     watch(check_for(argv[0]), int(argv[1]), argv[0])
     return 0

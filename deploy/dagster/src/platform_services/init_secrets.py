@@ -1,8 +1,9 @@
 """The one-shot `init` service: the deployment's secrets, generated on first start.
 
-    python init_secrets.py                               # create what is missing, print the login
-    python init_secrets.py add-user NAME [--password P]  # `make ui-user`: add a UI user or change a password
-    python init_secrets.py access                        # where the UI is and how to log in
+    python -m platform_services.init_secrets                   # create what is missing, print the login
+    python -m platform_services.init_secrets add-user NAME [--password P]
+                                          # `make ui-user`: add a UI user or change a password
+    python -m platform_services.init_secrets access            # where the UI is and how to log in
 
 It writes two volumes, each mounted only where it is needed:
 

@@ -1,4 +1,4 @@
-"""instance_kit.retention against a real Postgres server, with runs made by executing real jobs."""
+"""platform_services.janitor.retention against a real Postgres server, with runs made by executing real jobs."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import dagster as dg
 import pytest
 import yaml
 
-from instance_kit.retention import delete_old_runs
+from platform_services.janitor.retention import delete_old_runs
 from testkit.postgres import PostgresServer
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)

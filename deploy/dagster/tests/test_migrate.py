@@ -14,7 +14,7 @@ import yaml
 
 from testkit.postgres import PASSWORD, PostgresServer, running_postgres
 
-MIGRATE = Path(__file__).resolve().parents[2] / "deploy" / "dagster" / "migrate.py"
+MIGRATE = ["-m", "platform_services.migrate"]
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def _migrate(postgres: PostgresServer, home: Path, **env: str) -> subprocess.Com
     }
     bin_dir = str(Path(sys.executable).parent)  # `dagster` of this venv
     return subprocess.run(
-        [sys.executable, str(MIGRATE)],
+        [sys.executable, *MIGRATE],
         env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "DAGSTER_HOME": str(home), **connection, **env},
         capture_output=True,
         text=True,

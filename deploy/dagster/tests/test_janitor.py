@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -11,11 +10,9 @@ from pathlib import Path
 
 import pytest
 
-JANITOR = Path(__file__).resolve().parents[2] / "deploy" / "dagster" / "janitor.py"
-spec = importlib.util.spec_from_file_location("janitor", JANITOR)
-assert spec is not None and spec.loader is not None
-janitor = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(janitor)
+from platform_services.janitor.folders import sweep
+
+JANITOR = ["-m", "platform_services.janitor"]
 
 DAY = 86400.0
 
@@ -34,7 +31,7 @@ def test_sweep_removes_only_old_run_folders(tmp_path: Path) -> None:
     old_outputs = _folder(tmp_path / "storage" / str(uuid.uuid4()), 20, now)
     recent = _folder(tmp_path / "compute_logs" / str(uuid.uuid4()), 2, now)
     asset_value = _folder(tmp_path / "storage" / "users_cleaned", 90, now)  # not a run id: kept
-    removed = janitor.sweep(tmp_path, retention_seconds=14 * DAY, now=now)
+    removed = sweep(tmp_path, retention_seconds=14 * DAY, now=now)
     assert sorted(removed) == sorted([old_logs, old_outputs])
     assert recent.exists() and asset_value.exists()
     assert not old_logs.exists() and not old_outputs.exists()
@@ -47,7 +44,7 @@ def test_sweep_covers_every_location_s_io_volume(tmp_path: Path) -> None:
     recent = _folder(io / "simple_ops" / str(uuid.uuid4()), 2, now)
     asset_value = _folder(io / "modular_assets" / "users_cleaned", 90, now)
 
-    removed = janitor.sweep(storage, retention_seconds=14 * DAY, now=now, io_volumes=io)
+    removed = sweep(storage, retention_seconds=14 * DAY, now=now, io_volumes=io)
 
     assert sorted(removed) == sorted(old)
     assert recent.exists() and asset_value.exists()
@@ -57,7 +54,7 @@ def test_a_folder_with_a_recent_file_is_kept(tmp_path: Path) -> None:
     now = 2_000_000_000.0
     folder = _folder(tmp_path / "compute_logs" / str(uuid.uuid4()), 30, now)
     os.utime(folder / "stdout.log", (now - DAY, now - DAY))  # still being appended to
-    assert janitor.sweep(tmp_path, retention_seconds=14 * DAY, now=now) == []
+    assert sweep(tmp_path, retention_seconds=14 * DAY, now=now) == []
 
 
 @pytest.mark.parametrize(
@@ -69,7 +66,7 @@ def test_a_folder_with_a_recent_file_is_kept(tmp_path: Path) -> None:
 )
 def test_a_bad_retention_value_stops_with_a_clear_message(name: str, value: str, message: str) -> None:
     result = subprocess.run(
-        [sys.executable, str(JANITOR), "--once"],
+        [sys.executable, *JANITOR, "--once"],
         capture_output=True,
         text=True,
         env={**os.environ, name: value},

@@ -1,4 +1,4 @@
-"""The init service's script (deploy/dagster/init_secrets.py), run as a process against two folders
+"""The init service (platform_services.init_secrets), run as a process against two folders
 that stand in for its volumes: what it generates, keeps, takes from .env, and refuses."""
 
 from __future__ import annotations
@@ -14,13 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from template_tools.locations import ROOT
-
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import crypt  # what the script hashes with (libc's, as nginx verifies)
 
-SCRIPT = ROOT / "deploy" / "dagster" / "init_secrets.py"
+SCRIPT = ["-m", "platform_services.init_secrets"]
 
 
 @dataclass
@@ -31,7 +29,7 @@ class Volumes:
     def run(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
         environment = {"DAGSTER_SECRETS_DIR": str(self.pg), "UI_SECRETS_DIR": str(self.ui), **env}
         return subprocess.run(
-            [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=60, env=environment
+            [sys.executable, *SCRIPT, *args], capture_output=True, text=True, timeout=60, env=environment
         )
 
     @property

@@ -1,4 +1,4 @@
-"""instance_kit.metrics against a real Postgres server, real runs and real gRPC code servers.
+"""platform_services.metrics against a real Postgres server, real runs and real gRPC code servers.
 
 Runs are either executed (``execute_in_process``, ``dg.materialize``) with the
 ``dagster/code_location`` tag a launched run carries, or stored the way the webserver and
@@ -47,10 +47,12 @@ from dagster._utils.error import SerializableErrorInfo
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from instance_kit import metrics
-from instance_kit.code_server import check_code_server
-from instance_kit.metrics import CodeServer, DagsterCollector
-from instance_kit.retention import delete_old_runs
+from platform_services.grpc_probe import check_code_server
+from platform_services.janitor.retention import delete_old_runs
+from platform_services.metrics.__main__ import main
+from platform_services.metrics.collector import DagsterCollector, RunDurations
+from platform_services.metrics.http import make_server
+from platform_services.metrics.settings import CodeServer, settings_from_env
 from testkit.postgres import PostgresServer, running_postgres
 from testkit.stack import free_port, wait_for
 
@@ -377,7 +379,7 @@ def test_each_location_is_probed_and_a_hung_one_does_not_stall_the_scrape(
     ]
     collector = DagsterCollector(lambda: instance, servers)
 
-    with caplog.at_level(logging.INFO, logger="instance_kit.metrics"):
+    with caplog.at_level(logging.INFO, logger="platform_services.metrics"):
         started = time.monotonic()
         first = scrape(collector)
         elapsed = time.monotonic() - started
@@ -410,13 +412,13 @@ def test_postgres_down_answers_quickly_with_storage_up_0_and_logs_once(
         )
         registry = CollectorRegistry()
         registry.register(collector)
-        http = metrics.make_server("127.0.0.1", 0, registry)
+        http = make_server("127.0.0.1", 0, registry)
         threading.Thread(target=http.serve_forever, daemon=True).start()
         url = f"http://127.0.0.1:{http.server_address[1]}"
         try:
             assert value(scrape(collector), "dagster_storage_up") == 1
             server.pg_ctl("stop", "-m", "fast")
-            with caplog.at_level(logging.INFO, logger="instance_kit.metrics"):
+            with caplog.at_level(logging.INFO, logger="platform_services.metrics"):
                 started = time.monotonic()
                 down = scrape(collector)
                 elapsed = time.monotonic() - started
@@ -501,9 +503,7 @@ def home(tmp_path: Path, postgres: PostgresServer) -> Path:
 
 
 def test_the_settings_default_to_dagster_home(home: Path) -> None:
-    settings = metrics.settings_from_env(
-        {"DAGSTER_HOME": str(home), "METRICS_VOLUMES": f"storage={home}, exports={home}"}
-    )
+    settings = settings_from_env({"DAGSTER_HOME": str(home), "METRICS_VOLUMES": f"storage={home}, exports={home}"})
 
     assert (settings.host, settings.port) == ("0.0.0.0", 9102)
     assert settings.code_servers == (CodeServer("simple_ops", "simple_ops", 4000),)
@@ -524,7 +524,7 @@ def test_the_settings_default_to_dagster_home(home: Path) -> None:
 def test_a_bad_setting_exits_2_naming_it(
     home: Path, env: dict[str, str], named: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert metrics.main({"DAGSTER_HOME": str(home), **env}) == 2
+    assert main({"DAGSTER_HOME": str(home), **env}) == 2
 
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and named in err
@@ -533,7 +533,7 @@ def test_a_bad_setting_exits_2_naming_it(
 def test_python_m_exits_2_on_a_bad_setting(home: Path) -> None:
     env = {**os.environ, "DAGSTER_HOME": str(home), "METRICS_PORT": "http"}
     result = subprocess.run(
-        [sys.executable, "-m", "instance_kit.metrics"], env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "platform_services.metrics"], env=env, capture_output=True, text=True, timeout=60
     )
 
     assert result.returncode == 2
@@ -573,7 +573,7 @@ ALERTS = {
 def http_url(instance: dg.DagsterInstance) -> Iterator[str]:
     registry = CollectorRegistry()
     registry.register(DagsterCollector(lambda: instance))
-    server = metrics.make_server("127.0.0.1", 0, registry)
+    server = make_server("127.0.0.1", 0, registry)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
@@ -600,7 +600,7 @@ def test_the_endpoints(http_url: str, instance: dg.DagsterInstance, caplog: pyte
     assert _request(f"{http_url}/metrics", data=b"{}")[0] == 404  # POST
     assert _request(f"{http_url}/alerts", data=b"not json")[0] == 400
 
-    with caplog.at_level(logging.INFO, logger="instance_kit.metrics"):
+    with caplog.at_level(logging.INFO, logger="platform_services.metrics"):
         assert _request(f"{http_url}/alerts", data=json.dumps(ALERTS).encode())[::2] == (200, b"ok\n")
 
     assert [record.getMessage() for record in caplog.records] == [
@@ -612,7 +612,7 @@ def test_the_endpoints(http_url: str, instance: dg.DagsterInstance, caplog: pyte
 
 
 def test_the_histogram_buckets_are_cumulative() -> None:
-    durations = metrics.RunDurations(since=time.time())
+    durations = RunDurations(since=time.time())
     for seconds in (0.5, 3, 3, 4000, 100_000):
         durations.observe(("team_a", "daily_job", "SUCCESS"), seconds)
 

@@ -1,8 +1,8 @@
 """Is a Dagster gRPC code server up, and did its code load? One probe, for two callers.
 
-Each code server's watchdog (deploy/dagster/watchdog.py, through healthcheck.py) runs it
+Each code server's watchdog (platform_services.watchdog, through .healthcheck) runs it
 every few seconds for the container's health verdict, and the metrics service
-(instance_kit.metrics) against every location of workspace.yaml. Imports only json at
+(platform_services.metrics) against every location of workspace.yaml. Imports only json at
 module level and grpc when called: no Dagster import (~0.1 s in a new process, ~2 ms
 per call in one that already imported grpc).
 

@@ -1,19 +1,19 @@
 """Container health checks for the Dagster services: exact, and cheap enough to run every few seconds.
 
-    python healthcheck.py code-server   # gRPC SERVING *and* the user code loaded
-    python healthcheck.py webserver     # GET <path prefix>/server_info answers 200
-    python healthcheck.py daemon        # this container's daemon heartbeats in Postgres are fresh
-    python healthcheck.py metrics       # the metrics service's GET /health answers 200
+    python -m platform_services.healthcheck code-server   # gRPC SERVING *and* the user code loaded
+    python -m platform_services.healthcheck webserver     # GET <path prefix>/server_info answers 200
+    python -m platform_services.healthcheck daemon        # this container's daemon heartbeats are fresh
+    python -m platform_services.healthcheck metrics       # the metrics service's GET /health answers 200
 
 Why not the stock commands: `dagster api grpc-health-check` reports SERVING even
 when the location's code failed to import (the error only shows in
 ListRepositories), and `dagster-daemon liveness-check` tolerates 30 minutes
 without a heartbeat by default; both also import all of Dagster (~2 s of CPU per
-call). This script imports only grpc (through instance_kit.code_server, which the
+call). This module imports only grpc (through platform_services.grpc_probe, which the
 metrics service shares) or psycopg2 (~0.1-0.2 s).
 Exit 0 when healthy; otherwise exit 1 with one line saying what is wrong.
 
-In compose, Docker does not run this script: each service's watchdog (watchdog.py) runs
+In compose, Docker does not run this module: each service's watchdog (platform_services.watchdog) runs
 these checks in its own long-lived process and writes the verdict that Docker's health
 check reads (health-status.sh), so a probe starts no Python. The CLI stays for operators
 and for a service without a watchdog.
@@ -29,6 +29,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from platform_services import grpc_probe  # imports grpc only when it probes
+
 TIMEOUT_SECONDS = 4
 
 # Daemons whose heartbeat must be fresh (names as stored by dagster-daemon).
@@ -37,10 +39,7 @@ REQUIRED_DAEMONS = ("SCHEDULER", "SENSOR", "QUEUED_RUN_COORDINATOR", "MONITORING
 
 def check_code_server(port: int, host: str = "127.0.0.1") -> str | None:
     """None when the gRPC server is SERVING and its code loaded, else the problem."""
-    # On PYTHONPATH in every image (/opt/dagster/lib), and in the dev venv; imports only grpc.
-    from instance_kit.code_server import check_code_server as probe
-
-    return probe(port, host, TIMEOUT_SECONDS)
+    return grpc_probe.check_code_server(port, host, TIMEOUT_SECONDS)
 
 
 def metrics_health_url(env: Mapping[str, str]) -> str:
@@ -181,7 +180,7 @@ def main(argv: list[str]) -> int:
     elif kind == "metrics":
         problem = check_webserver(metrics_health_url(os.environ))
     else:
-        print("usage: healthcheck.py code-server|webserver|daemon|metrics", file=sys.stderr)
+        print("usage: python -m platform_services.healthcheck code-server|webserver|daemon|metrics", file=sys.stderr)
         return 2
     if problem:
         print(f"unhealthy: {problem}")

@@ -1,6 +1,6 @@
 """Create or upgrade Dagster's schema, unless this Dagster version already did: the `migrate` one-shot.
 
-    python migrate.py      # in the instance image, through entrypoint.sh (which resolves the password)
+    python -m platform_services.migrate   # in the instance image, through entrypoint.sh (which resolves the password)
 
 `dagster instance migrate` imports all of Dagster and reads Alembic's revisions, ~2.5 s on every
 `up`, and the webserver and daemon wait for it. After it succeeds, the Dagster version that ran

@@ -9,8 +9,8 @@ deleted, whatever their age:
 * a run that holds the latest materialization of an asset, so every asset keeps its
   current value's lineage and metadata.
 
-The storage janitor (deploy/dagster/janitor.py) runs ``python -m instance_kit.retention
-DAYS`` every sweep; the per-run files (compute logs, op outputs) it deletes by age itself.
+The storage janitor runs ``python -m platform_services.janitor.retention DAYS`` every sweep,
+in a child process; the per-run files (compute logs, op outputs) it deletes by age itself.
 """
 
 from __future__ import annotations
@@ -87,11 +87,11 @@ def delete_old_runs(
 
 
 def main(argv: list[str]) -> int:
-    """``python -m instance_kit.retention DAYS``: one call on $DAGSTER_HOME's instance."""
+    """``python -m platform_services.janitor.retention DAYS``: one call on $DAGSTER_HOME's instance."""
     try:
         retention_days = float(argv[0])
     except (IndexError, ValueError):
-        print("usage: python -m instance_kit.retention DAYS  (finished runs older than DAYS are deleted)")
+        print("usage: python -m platform_services.janitor.retention DAYS  (finished runs older than DAYS are deleted)")
         return 2
     try:
         with dg.DagsterInstance.get() as instance:

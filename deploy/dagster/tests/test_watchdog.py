@@ -1,10 +1,9 @@
-"""deploy/dagster/watchdog.py against real processes: a Dagster gRPC server and an HTTP server,
+"""platform_services.watchdog against real processes: a Dagster gRPC server and an HTTP server,
 stopped with SIGSTOP as a hung process would be; the verdicts it writes for Docker's health
 check (health-status.sh), and when it checks."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import socket
@@ -16,16 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from platform_services import healthcheck, watchdog
 from template_tools.locations import ROOT
 from testkit.postgres import PASSWORD as POSTGRES_PASSWORD
 from testkit.postgres import PostgresServer, running_postgres
 from testkit.stack import free_port, wait_for
 
-WATCHDOG = ROOT / "deploy" / "dagster" / "watchdog.py"
-spec = importlib.util.spec_from_file_location("watchdog", WATCHDOG)
-assert spec is not None and spec.loader is not None
-watchdog = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(watchdog)
+WATCHDOG = ["-m", "platform_services.watchdog"]
 
 DEFS = "import dagster as dg\n\n@dg.asset\ndef one() -> int:\n    return 1\n\ndefs = dg.Definitions(assets=[one])\n"
 BROKEN_DEFS = "import dagster as dg\nimport no_such_module_for_the_test\n\ndefs = dg.Definitions()\n"
@@ -89,7 +85,7 @@ def _serving(
 ) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     """Start ``command`` (an HTTP server on ``port``), wait until ``path`` answers 200, stop it after."""
     server = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    answers = watchdog._healthcheck().check_webserver
+    answers = healthcheck.check_webserver
     wait_for(lambda: answers(f"http://127.0.0.1:{port}{path}") is None, timeout=60, interval=0.1, what=what)
     yield server, port
     if server.poll() is None:
@@ -113,7 +109,7 @@ def _watchdog(kind: str, pid: int, health_file: Path, **env: str) -> subprocess.
         **env,
     }
     return subprocess.Popen(
-        [sys.executable, str(WATCHDOG), kind, str(pid)],
+        [sys.executable, *WATCHDOG, kind, str(pid)],
         env={**os.environ, **settings},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -236,18 +232,16 @@ def test_a_code_server_whose_code_fails_to_import_is_unhealthy_with_the_error_an
 
 
 def test_an_unknown_kind_is_named() -> None:
-    result = subprocess.run(
-        [sys.executable, str(WATCHDOG), "scheduler", "1"], capture_output=True, text=True, timeout=30
-    )
+    result = subprocess.run([sys.executable, *WATCHDOG, "scheduler", "1"], capture_output=True, text=True, timeout=30)
     assert result.returncode != 0 and "unknown kind 'scheduler'" in result.stderr
 
 
-HEALTHCHECK = ROOT / "deploy" / "dagster" / "healthcheck.py"
+HEALTHCHECK = ["-m", "platform_services.healthcheck"]
 
 
 def _healthcheck_script(kind: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(HEALTHCHECK), kind], env={**os.environ, **env}, capture_output=True, text=True, timeout=60
+        [sys.executable, *HEALTHCHECK, kind], env={**os.environ, **env}, capture_output=True, text=True, timeout=60
     )
 
 
@@ -285,18 +279,18 @@ def test_the_code_server_health_check_script_names_the_load_error(
 def test_the_metrics_check_asks_the_address_the_service_listens_on(host: str | None, url: str) -> None:
     env = {} if host is None else {"METRICS_HOST": host}
 
-    assert watchdog._healthcheck().metrics_health_url(env) == url
+    assert healthcheck.metrics_health_url(env) == url
 
 
 @pytest.fixture
 def metrics_service(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    """The real metrics service (instance_kit.metrics), on an instance of its own (SQLite: its
+    """The real metrics service (platform_services.metrics), on an instance of its own (SQLite: its
     /health never reads the storage) and a workspace without locations."""
     (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     (tmp_path / "workspace.yaml").write_text("load_from: []\n")
     port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "METRICS_HOST": "127.0.0.1", "METRICS_PORT": str(port)}
-    command = [sys.executable, "-m", "instance_kit.metrics"]
+    command = [sys.executable, "-m", "platform_services.metrics"]
     yield from _serving(command, "/health", port, "the metrics service", env=env)
 
 
@@ -494,7 +488,6 @@ def _beat(server: PostgresServer, seconds_ago: float, *daemons: str) -> None:
 
 
 def test_the_daemon_check_reads_fresh_heartbeats_over_one_kept_connection(daemon_env: PostgresServer) -> None:
-    healthcheck = watchdog._healthcheck()
     reader = healthcheck.HeartbeatReader(application_name="watchdog-test")
     _beat(daemon_env, 0, *healthcheck.REQUIRED_DAEMONS)
     try:
@@ -517,7 +510,6 @@ def test_the_daemon_check_reads_fresh_heartbeats_over_one_kept_connection(daemon
 
 def test_the_daemon_check_gives_up_on_a_postgres_that_does_not_answer(monkeypatch: pytest.MonkeyPatch) -> None:
     """As a stopped server does: the connection is accepted, then nothing. Every wait is bounded."""
-    healthcheck = watchdog._healthcheck()
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(8)
