@@ -53,15 +53,18 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import dagster as dg
 import sqlalchemy
 import sqlalchemy.exc
-from dagster._core.errors import DagsterInvariantViolationError
+from dagster._config import process_config
+from dagster._core.errors import DagsterInvalidConfigError, DagsterInvariantViolationError
 from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS, DagsterEventType
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log.schema import (
@@ -80,6 +83,7 @@ from dagster_postgres.utils import (
     DagsterPostgresException,
     create_pg_engine,
     get_token_provider_from_config,
+    pg_config,
     pg_url_from_config,
     set_pg_statement_timeout,
 )
@@ -397,15 +401,46 @@ class PooledPostgresStorage(DagsterPostgresStorage):
         super(DagsterPostgresStorage, self).__init__()  # what comes after DagsterPostgresStorage
 
     @classmethod
+    def config_type(cls) -> dg.Permissive:
+        # Checked in from_config_value instead, where a dagster.yaml read outside the stack (the
+        # CLI at the repository's root) can be told what to do about its unset variables.
+        return dg.Permissive()
+
+    @classmethod
     def from_config_value(
         cls,
         inst_data: ConfigurableClassData | None,
         config_value: Mapping[str, Any],
     ) -> PooledPostgresStorage:
+        result = process_config(pg_config(), config_value)
+        if not result.success:
+            unset = sorted(name for name in _env_names(config_value) if os.getenv(name) is None)
+            message = "Errors whilst loading the configuration of instance_kit.storage.PooledPostgresStorage"
+            if unset:
+                message = (
+                    f"The instance's Postgres settings come from {', '.join(unset)}, which "
+                    f"{'is' if len(unset) == 1 else 'are'} not set. This dagster.yaml is the compose stack's "
+                    "instance, whose services set them. To run dagster outside the stack, run `make dev` (a "
+                    "local instance in .dagster_home), or point DAGSTER_HOME at a folder of your own: "
+                    "mkdir -p .dagster_home && export DAGSTER_HOME=$PWD/.dagster_home"
+                )
+            raise DagsterInvalidConfigError(message, result.errors, config_value)
+        config: Mapping[str, Any] = result.value or {}
         # The parent's from_config_value builds a DagsterPostgresStorage, not ``cls``.
         return cls(
             inst_data=inst_data,
-            postgres_url=pg_url_from_config(config_value),
-            should_autocreate_tables=config_value.get("should_autocreate_tables", True),
-            token_provider=get_token_provider_from_config(config_value),
+            postgres_url=pg_url_from_config(config),
+            should_autocreate_tables=config.get("should_autocreate_tables", True),
+            token_provider=get_token_provider_from_config(config),
         )
+
+
+def _env_names(config: Any) -> set[str]:
+    """The env vars a config reads with ``{env: NAME}``, at any depth."""
+    if isinstance(config, Mapping):
+        if set(config) == {"env"} and isinstance(config["env"], str):
+            return {config["env"]}
+        return set().union(*(_env_names(value) for value in config.values()))
+    if isinstance(config, list):
+        return set().union(*(_env_names(value) for value in config))
+    return set()
