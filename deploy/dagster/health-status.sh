@@ -1,8 +1,8 @@
 #!/bin/sh
 # Docker's health check of a Dagster service that has a watchdog (platform_services.watchdog, DAGSTER_WATCHDOG):
 # the watchdog checks the service in its own long-lived process and writes its verdict, one
-# line, to DAGSTER_HEALTH_FILE; this only reads it. Shell builtins and one `find`: a probe costs
-# ~13 ms of CPU (mostly Docker's exec), not the ~70-135 ms of starting Python with grpc or psycopg2.
+# line, to DAGSTER_HEALTH_FILE; this only reads it. Shell builtins and one `find`: a probe
+# starts no Python (docs/decisions.md#health-check-intervals).
 #
 # Exit 0 when the verdict is "ok" and has not expired; else say what is wrong (Docker keeps it
 # in the container's health log: docker inspect) and exit 1. The watchdog sets the file's mtime
