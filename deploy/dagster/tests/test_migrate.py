@@ -12,18 +12,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from testkit.postgres import PASSWORD, PostgresServer, running_postgres
+from testkit.postgres import PASSWORD, PostgresServer, postgres_or_fail
 
 MIGRATE = ["-m", "platform_services.migrate"]
 
 
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[PostgresServer]:
-    try:
-        with running_postgres() as server:
-            yield server
-    except RuntimeError as error:
-        pytest.fail(str(error))
+    """A server of this module's own: the migration must find an empty database."""
+    with postgres_or_fail() as server:
+        yield server
 
 
 def _migrate(postgres: PostgresServer, home: Path, **env: str) -> subprocess.CompletedProcess[str]:

@@ -114,3 +114,15 @@ def running_postgres() -> Iterator[PostgresServer]:
     finally:
         server.pg_ctl("stop", "-m", "immediate")
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def postgres_or_fail() -> Iterator[PostgresServer]:
+    """:func:`running_postgres` for a fixture: a server that cannot start fails the test, saying why."""
+    import pytest  # here: the benchmarks use this module without pytest
+
+    try:
+        with running_postgres() as server:
+            yield server
+    except RuntimeError as error:
+        pytest.fail(str(error))

@@ -5,7 +5,8 @@ testkit installed has them without a conftest:
 
 * ``sample_api_process``: one server for the whole session (10 users x 10 posts);
 * ``api``: that server reset to its start-up knobs, with ``SOURCE_API_URL``
-  pointing at it for the test (as the deployment sets it).
+  pointing at it for the test (as the deployment sets it);
+* ``postgres``: a real Postgres 15 server for the session (testkit.postgres).
 
 Tests may change knobs freely and in any order: each use of ``api`` starts clean.
 
@@ -22,6 +23,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from testkit.postgres import PostgresServer, postgres_or_fail
 from testkit.sample_api import SampleApi, running_sample_api
 
 #: Why no Docker engine answers (None: one does), asked once per session.
@@ -42,6 +44,13 @@ def api(sample_api_process: SampleApi, monkeypatch: pytest.MonkeyPatch) -> Itera
     monkeypatch.setenv("SOURCE_API_URL", sample_api_process.url)
     yield sample_api_process
     sample_api_process.reset()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A fresh server with a ``dagster`` database, owned by user ``dagster``; stopped at the end."""
+    with postgres_or_fail() as server:
+        yield server
 
 
 def docker_problem() -> str | None:
