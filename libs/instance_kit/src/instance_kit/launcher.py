@@ -73,7 +73,8 @@ from dagster_docker.container_context import DockerContainerContext
 from dagster_docker.utils import DOCKER_CONFIG_SCHEMA
 
 from instance_kit.origin import origin_violations, run_location
-from instance_kit.policy import DEFAULT_USER, LaunchPolicy, VolumeGrant, read_locations
+from instance_kit.policy import DEFAULT_USER, LaunchPolicy, VolumeGrant
+from instance_kit.workspace import read_locations
 
 if TYPE_CHECKING:
     from dagster._core.workspace.context import BaseWorkspaceRequestContext

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any, Protocol
 
-import yaml
 from dagster_docker.container_context import DockerContainerContext
 from docker.utils import parse_bytes
 
@@ -287,14 +285,3 @@ def _volume_entries(value: Any) -> list[tuple[str, str, str]]:
     else:
         entries.append((repr(value), "?", "?"))
     return entries
-
-
-def read_locations(locations_file: str) -> frozenset[str]:
-    """The ``location_name`` of every entry of a workspace.yaml's ``load_from``."""
-    workspace = yaml.safe_load(Path(locations_file).read_text(encoding="utf-8")) or {}
-    names = set()
-    for entry in workspace.get("load_from") or []:
-        for target in entry.values() if isinstance(entry, Mapping) else []:
-            if isinstance(target, Mapping) and target.get("location_name"):
-                names.add(str(target["location_name"]))
-    return frozenset(names)
