@@ -102,7 +102,7 @@ def test_the_run_queue_limits_are_dagster_yamls(chart: Chart) -> None:
     assert kube["tag_concurrency_limits"] == [
         {"key": "dagster/code_location", "value": {"applyLimitPerUniqueValue": True}, "limit": 2}
     ]
-    assert kube["dequeue_interval_seconds"] == compose["run_queue"]["dequeue_interval_seconds"]
+    assert kube["dequeue_interval_seconds"] == compose["run_coordinator"]["config"]["dequeue_interval_seconds"]
 
 
 def test_run_monitoring_retries_daemons_and_retention_are_dagster_yamls(chart: Chart) -> None:

@@ -34,22 +34,22 @@ from template_tools.locations import ROOT, location_names
 STOCK_COMPOSE = ROOT / "bench" / "stock.yml"
 #: The run config of B's runs: Dagster's default executor.
 MULTIPROCESS: dict[str, Any] = {"execution": {"config": {"multiprocess": {}}}}
-#: What A's dagster.yaml sets in run_queue that B leaves at Dagster's defaults.
-TUNED_RUN_QUEUE = ("dequeue_interval_seconds", "max_user_code_failure_retries", "user_code_failure_retry_delay")
 
 
 def stock_instance(config: dict[str, Any]) -> dict[str, Any]:
-    """A's instance config (dagster.yaml) with Dagster's defaults for the storage and the run queue."""
+    """A's instance config (dagster.yaml) with Dagster's defaults for the storage and the run queue.
+
+    B's run queue is Dagster's QueuedRunCoordinator with its defaults (5 s dequeue interval, no
+    retries while a code server is down), which also leaves out A's tagging of runs with the user.
+    """
     stock = copy.deepcopy(config)
     storage = stock.pop("storage")
     try:
         postgres_db = storage["custom"]["config"]["postgres_db"]
-        queue = stock["run_queue"]
+        stock.pop("run_coordinator")
     except KeyError as missing:
         raise SystemExit(f"bench: dagster.yaml no longer has {missing}: update bench/src/bench/variants.py") from None
     stock["storage"] = {"postgres": {"postgres_db": postgres_db}}
-    for key in TUNED_RUN_QUEUE:
-        queue.pop(key, None)
     return stock
 
 

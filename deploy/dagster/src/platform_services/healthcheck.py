@@ -52,12 +52,14 @@ def metrics_health_url(env: Mapping[str, str]) -> str:
     return f"http://{host}:{env.get('METRICS_PORT', '9102')}/health"
 
 
-def check_webserver(url: str, timeout: float = TIMEOUT_SECONDS) -> str | None:
-    """None when the webserver's /server_info answers 200."""
+def check_webserver(url: str, timeout: float = TIMEOUT_SECONDS, headers: Mapping[str, str] | None = None) -> str | None:
+    """None when the webserver's /server_info answers 200 (``headers``: the identity it asks of every request)."""
     import urllib.request  # here: a code server's watchdog needs none of it (~3 MiB)
 
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, headers=dict(headers or {})), timeout=timeout
+        ) as response:
             return None if response.status == 200 else f"{url} answered {response.status}"
     except OSError as exc:
         return f"{url}: {exc}"

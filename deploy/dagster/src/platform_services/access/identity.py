@@ -15,6 +15,7 @@ person logged in (password, session, token, sso), for the audit log.
 from __future__ import annotations
 
 import base64
+import enum
 import hashlib
 import hmac
 import json
@@ -23,7 +24,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from platform_services.access.roles import Role
+
+class Role(enum.StrEnum):
+    """A role on a team's code locations (admin: on every location, and deployment-wide).
+
+    Which of Dagster's permissions each holds is in :mod:`.roles`; this module imports no
+    Dagster, so that the light processes (the watchdog, the auth service) can use it.
+    """
+
+    VIEWER = "viewer"
+    LAUNCHER = "launcher"
+    EDITOR = "editor"
+    ADMIN = "admin"
+
 
 HEADER = "X-Dagster-Identity"
 VERSION = "v1"

@@ -15,16 +15,9 @@ from typing import NamedTuple
 
 from dagster._core.workspace.permissions import EDITOR_PERMISSIONS, LOCATION_SCOPED_PERMISSIONS, Permissions
 
+from platform_services.access.identity import Role
 
-class Role(enum.StrEnum):
-    VIEWER = "viewer"
-    LAUNCHER = "launcher"
-    EDITOR = "editor"
-    ADMIN = "admin"
-
-    @property
-    def rank(self) -> int:
-        return list(Role).index(self)
+__all__ = ["LOCATION_PERMISSIONS", "MUTATIONS", "Role", "Scope", "location_permissions"]
 
 
 #: Launch, re-execute and terminate runs and backfills of the team's locations.
