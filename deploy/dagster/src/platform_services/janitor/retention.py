@@ -22,6 +22,8 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 from dagster._core.storage.dagster_run import FINISHED_STATUSES
 
+from platform_services import audit_store
+
 BATCH_SIZE = 100
 #: At most this many runs per call: a first sweep over years of history spreads over several hours.
 MAX_PER_SWEEP = 2000
@@ -86,20 +88,36 @@ def delete_old_runs(
     return Sweep(deleted=tuple(deleted), kept=tuple(kept))
 
 
+def prune_audit_log(instance: dg.DagsterInstance, retention_days: float) -> int:
+    """Delete the audit records older than ``retention_days`` (0: none); how many."""
+    connect = getattr(instance.run_storage, "connect", None)
+    if retention_days <= 0 or connect is None:
+        return 0
+    with connect() as connection:
+        return audit_store.prune(connection, retention_days)
+
+
 def main(argv: list[str]) -> int:
-    """``python -m platform_services.janitor.retention DAYS``: one call on $DAGSTER_HOME's instance."""
+    """``python -m platform_services.janitor.retention DAYS [AUDIT_DAYS]``: one call on $DAGSTER_HOME's instance."""
     try:
         retention_days = float(argv[0])
+        audit_days = float(argv[1]) if len(argv) > 1 else 0.0
     except (IndexError, ValueError):
-        print("usage: python -m platform_services.janitor.retention DAYS  (finished runs older than DAYS are deleted)")
+        print(
+            "usage: python -m platform_services.janitor.retention DAYS [AUDIT_DAYS]  (finished runs older "
+            "than DAYS, and audit records older than AUDIT_DAYS, are deleted)"
+        )
         return 2
     try:
         with dg.DagsterInstance.get() as instance:
             result = delete_old_runs(instance, retention_days)
+            audited = prune_audit_log(instance, audit_days)
     except Exception as error:  # the janitor logs it and tries again at its next sweep
         print(f"could not delete old runs ({type(error).__name__}: {error}); is Postgres up?")
         return 1
     print(f"deleted {len(result.deleted)} run(s) older than {retention_days:g} days, kept {len(result.kept)}")
+    if audit_days:
+        print(f"deleted {audited} audit record(s) older than {audit_days:g} days")
     return 0
 
 

@@ -26,6 +26,7 @@ from dagster_postgres.utils import DagsterPostgresException
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
+from platform_services import audit_store
 from platform_services.grpc_probe import check_code_server
 from platform_services.metrics.queries import count_runs, failed_ticks, run_locations
 from platform_services.metrics.settings import CodeServer, Volume
@@ -343,8 +344,19 @@ class DagsterCollector:
         )
         for key, event in sorted(materialized.items(), key=lambda item: item[0].to_user_string()):
             assets.add_metric((locations.get(event.run_id, ""), "/".join(key.path)), event.timestamp)
+        with run_storage.connect() as connection:
+            audited = audit_store.totals(connection)
+        mutations = CounterMetricFamily(
+            "dagster_audit_mutations",
+            "Mutations asked of the webserver since the deployment began, by operation and outcome "
+            "(allowed, refused, failed): its audit log's totals",
+            labels=("operation", "outcome"),
+        )
+        for total in audited:
+            mutations.add_metric((total.operation, total.outcome), total.total)
         return [
             runs,
+            mutations,
             _gauge("dagster_run_queue_length", "Runs waiting in the run queue", sum(group.runs for group in queued)),
             _gauge(
                 "dagster_run_queue_oldest_age_seconds",

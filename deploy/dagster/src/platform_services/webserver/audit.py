@@ -2,8 +2,8 @@
 
 The line goes to the webserver's log; the row to ``platform_audit_log`` in Dagster's
 database (so a backup keeps it; the storage janitor bounds it), and a per-operation
-count to ``platform_audit_totals``, which is never pruned: the metrics service exports
-it as a counter and Prometheus alerts on a burst of refusals.
+count to ``platform_audit_totals`` (platform_services.audit_store), which the metrics
+service exports as a counter and Prometheus alerts on a burst of refusals.
 """
 
 from __future__ import annotations
@@ -16,37 +16,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
+
+from platform_services.audit_store import AUDIT_LOG, AUDIT_TOTALS, create_tables
 
 log = logging.getLogger("dagster.audit")
 
 ALLOWED, REFUSED, FAILED = "allowed", "refused", "failed"
-
-METADATA = sa.MetaData()
-AUDIT_LOG = sa.Table(
-    "platform_audit_log",
-    METADATA,
-    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=True),
-    sa.Column("ts", sa.DateTime(timezone=True), nullable=False, index=True),
-    sa.Column("user_name", sa.Text, nullable=False),
-    sa.Column("via", sa.Text, nullable=False),
-    sa.Column("team", sa.Text),
-    sa.Column("role", sa.Text, nullable=False),
-    sa.Column("operation", sa.Text, nullable=False),
-    sa.Column("locations", sa.Text),
-    sa.Column("targets", sa.Text),
-    sa.Column("outcome", sa.Text, nullable=False),
-    sa.Column("detail", sa.Text),
-)
-AUDIT_TOTALS = sa.Table(
-    "platform_audit_totals",
-    METADATA,
-    sa.Column("operation", sa.Text, primary_key=True),
-    sa.Column("outcome", sa.Text, primary_key=True),
-    sa.Column("total", sa.BigInteger, nullable=False),
-)
 
 
 @dataclass(frozen=True)
@@ -66,10 +43,6 @@ class AuditRecord:
 
     def line(self) -> str:
         return json.dumps({"audit": asdict(self)}, separators=(",", ":"))
-
-
-def create_tables(connection: Connection) -> None:
-    METADATA.create_all(connection, checkfirst=True)
 
 
 class AuditLog:
