@@ -52,7 +52,7 @@ def test_both_quality_rules_are_blocking_checks_on_the_transformed_table() -> No
 def test_both_styles_appear_as_jobs_run_in_process() -> None:
     jobs = {job.name: job for job in defs.resolve_all_job_defs() if not job.name.startswith("__")}
 
-    assert sorted(jobs) == ["data_extraction_job", "user_assets_job"]
+    assert sorted(jobs) == ["data_extraction_job", "extraction_batch_job", "user_assets_job"]
     ops_job = jobs["data_extraction_job"]
     assert [node.name for node in ops_job.graph.nodes_in_topological_order] == [
         "fetch_data_from_api",
@@ -66,6 +66,17 @@ def test_both_styles_appear_as_jobs_run_in_process() -> None:
     assert sorted(k.to_user_string() for k in assets_job.asset_layer.selected_asset_keys) == ASSET_NAMES
     assert {k.name for k in assets_job.asset_layer.asset_graph.asset_check_keys} == set(QUALITY_RULES)
     assert {job.executor_def.name for job in jobs.values()} == {"in_process_or_multiprocess"}
+
+
+def test_the_batch_job_is_the_same_extraction_per_dynamic_partition() -> None:
+    batch_job = defs.resolve_job_def("extraction_batch_job")
+    ops_job = defs.resolve_job_def("data_extraction_job")
+
+    assert isinstance(batch_job.partitions_def, dg.DynamicPartitionsDefinition)
+    assert batch_job.partitions_def.name == "extraction_batches"
+    assert [n.name for n in batch_job.graph.nodes_in_topological_order] == [
+        n.name for n in ops_job.graph.nodes_in_topological_order
+    ]
 
 
 def test_the_schedule_and_the_sensor() -> None:
