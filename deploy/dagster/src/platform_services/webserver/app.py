@@ -22,7 +22,7 @@ from platform_services.access import identity as assertion
 from platform_services.access.identity import HEADER, IdentityError
 from platform_services.access.roles import Role
 from platform_services.webserver.audit import ALLOWED, FAILED, REFUSED, AuditLog, AuditRecord, targets_of
-from platform_services.webserver.context import SCOPE_KEY, TeamProcessContext, TeamRequestContext
+from platform_services.webserver.context import SCOPE_KEY, PermissionCheck, TeamProcessContext, TeamRequestContext
 
 log = logging.getLogger("dagster.webserver")
 #: Result types of Dagster's mutations that mean "not done" without being a refusal.
@@ -55,15 +55,20 @@ class IdentityMiddleware:
         await self.app(scope, receive, send)
 
 
-def _outcome(result: Any) -> tuple[str, str]:
-    """(outcome, detail) of a mutation's result object: Dagster returns an UnauthorizedError when refused."""
+def _outcome(result: Any, checks: list[PermissionCheck]) -> tuple[str, str]:
+    """(outcome, detail) of a mutation's result object.
+
+    Dagster answers a refusal with an UnauthorizedError, and also a few "not found"s (an unknown
+    dynamic partitions definition): a refusal is one whose last permission check said no.
+    """
     results = [result]
     for value in vars(result).values() if hasattr(result, "__dict__") else ():
         if isinstance(value, list):
             results += value
     names = [type(item).__name__.removeprefix("Graphene") for item in results if item is not None]
     if "UnauthorizedError" in names:
-        return REFUSED, "UnauthorizedError"
+        refused = not checks or not checks[-1].allowed
+        return (REFUSED, "UnauthorizedError") if refused else (FAILED, "UnauthorizedError after the checks passed")
     failed = [name for name in names if name.endswith(ERROR_SUFFIXES)]
     return (FAILED, ",".join(sorted(set(failed)))) if failed else (ALLOWED, "")
 
@@ -86,7 +91,7 @@ class AuditMiddleware:
             raise
         if inspect.isawaitable(result):
             return self._await(result, context, info.field_name, arguments, first)
-        self._record(context, info.field_name, arguments, first, *_outcome(result))
+        self._record(context, info.field_name, arguments, first, *_outcome(result, _checks(context, first)))
         return result
 
     async def _await(self, result: Awaitable[Any], context: Any, name: str, arguments: Any, first: int) -> Any:
@@ -95,11 +100,15 @@ class AuditMiddleware:
         except Exception as error:
             self._record(context, name, arguments, first, FAILED, type(error).__name__)
             raise
-        self._record(context, name, arguments, first, *_outcome(value))
+        self._record(context, name, arguments, first, *_outcome(value, _checks(context, first)))
         return value
 
     def _record(self, context: Any, operation: str, arguments: Any, first: int, outcome: str, detail: str) -> None:
         self.audit.write(audit_record(context, operation, list(targets_of(arguments)), first, outcome, detail))
+
+
+def _checks(context: Any, first: int) -> list[PermissionCheck]:
+    return context.checks[first:] if isinstance(context, TeamRequestContext) else []
 
 
 def audit_record(
@@ -107,7 +116,7 @@ def audit_record(
 ) -> AuditRecord:
     """The audit record of one mutation served with ``context``."""
     identity = context.identity if isinstance(context, TeamRequestContext) else None
-    checks = context.checks[first:] if isinstance(context, TeamRequestContext) else []
+    checks = _checks(context, first)
     locations = sorted({c.location for c in checks if c.location} | set(_named_locations(context, targets)))
     team = context.team_of(locations[0]) if locations else None
     if identity is None:
