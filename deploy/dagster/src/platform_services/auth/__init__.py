@@ -11,7 +11,7 @@ from the access file (:mod:`platform_services.access.rules`):
 * local users (the htpasswd file init writes): HTTP basic auth, or the login page, which
   starts a session (:mod:`.passwords`, :mod:`.sessions`);
 * API tokens, ``Authorization: Bearer dgt_...`` (:mod:`.tokens`, ``make ui-token``);
-* single sign-on with OpenID Connect, when OIDC_ISSUER_URL is set (:mod:`.oidc`).
+* single sign-on with OpenID Connect, when OIDC_ISSUER_URL is set (:mod:`.oidc`, :mod:`.oidc_http`).
 
 Modules: :mod:`.settings` (the environment), :mod:`.app` (put together), :mod:`.server`
 (HTTP), :mod:`.service` (credentials to identities), :mod:`.pages` (the login page),
