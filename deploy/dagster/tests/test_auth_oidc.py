@@ -132,7 +132,12 @@ def test_sso_logs_in_with_the_roles_of_the_users_groups(
     # The groups' role and dave's own entry, by the name the provider gave.
     assert dave == Identity("dave", "sso", {"analytics": Role.EDITOR, "data-extraction": Role.LAUNCHER})
     login = sso_auth.wait_for_event("login")
-    assert (login["user"], login["via"], login["outcome"]) == ("dave", "sso", "ok")
+    assert (login["user"], login["via"], login["outcome"], login["groups"]) == (
+        "dave",
+        "sso",
+        "ok",
+        ["analytics-devs", "x"],
+    )
 
 
 def test_the_username_falls_back_to_the_email_then_the_subject(sso_auth: Auth, idp: IdentityProvider) -> None:

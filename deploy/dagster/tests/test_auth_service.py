@@ -77,7 +77,14 @@ def test_no_or_wrong_credentials_get_401_with_the_reason(auth: Auth, headers: di
 
 
 def test_a_failed_basic_login_is_logged_without_the_password(auth: Auth) -> None:
-    verify(auth, **{"Authorization": "Basic YWxpY2U6d3Jvbmc=", "X-Forwarded-For": "203.0.113.9, 10.0.0.7"})
+    verify(
+        auth,
+        **{
+            "Authorization": "Basic YWxpY2U6d3Jvbmc=",
+            "X-Forwarded-For": "203.0.113.9, 10.0.0.7",
+            "X-Original-URI": "/graphql",
+        },
+    )
 
     failed = auth.wait_for_event("login_failed")
     assert failed | {"time": None} == {
@@ -88,6 +95,7 @@ def test_a_failed_basic_login_is_logged_without_the_password(auth: Auth) -> None
         "client": "10.0.0.7",  # the address the gateway added, not one the client wrote
         "outcome": "refused",
         "reason": "wrong user name or password",
+        "uri": "/graphql",
     }
     assert "wrong" not in auth.log.read_text().replace("wrong user name", "")
 
@@ -170,6 +178,18 @@ def test_logout_ends_the_session_and_clears_the_cookie(auth: Auth) -> None:
     assert auth.wait_for_event("logout")["user"] == "alice"
     page = requests.get(f"{auth.url}{logout.headers['Location']}", timeout=10)
     assert "You are logged out." in page.text
+
+
+def test_a_session_ends_when_its_users_password_changes_or_the_user_goes(auth: Auth, auth_files: AuthFiles) -> None:
+    alice = session_cookie(log_in(auth, "alice", ALICE_PASSWORD))
+    admin = session_cookie(log_in(auth, "admin", ADMIN_PASSWORD))
+
+    auth_files.add_user("alice", "alices-next-password")
+
+    assert verify(auth, Cookie=alice).status_code == 401
+    assert verify(auth, Cookie=admin).status_code == 200  # the others' sessions go on
+    (auth_files.ui / "htpasswd").write_text("")
+    assert verify(auth, Cookie=admin).status_code == 401
 
 
 def test_a_cross_site_login_post_is_refused(auth: Auth) -> None:

@@ -1,7 +1,8 @@
 """The auth service's log: one JSON line per event on stdout, for people and log shippers alike.
 
 Logins, failed logins, logouts and refused tokens carry who (``user``), how (``via``),
-from where (``client``), the ``outcome`` and a ``reason``; the service's own events (start,
+from where (``client``), the ``outcome`` and a ``reason`` (at /verify, also the ``uri``
+asked for; at an SSO login, the ``groups``); the service's own events (start,
 a refused access file, single sign-on unavailable) carry a ``message``. A password, a
 token, a cookie or a session id is never written.
 """
@@ -39,6 +40,8 @@ def log(event: str, **fields: Any) -> None:
         stream.flush()
 
 
-def attempt(event: str, *, user: str | None, via: str, client: str, outcome: str, reason: str | None = None) -> None:
-    """A login, failed login, logout or refused token."""
-    log(event, user=user or "-", via=via, client=client, outcome=outcome, reason=reason)
+def attempt(
+    event: str, *, user: str | None, via: str, client: str, outcome: str, reason: str | None = None, **more: Any
+) -> None:
+    """A login, failed login, logout or refused token (``more``: e.g. the ``uri`` it was for)."""
+    log(event, user=user or "-", via=via, client=client, outcome=outcome, reason=reason, **more)

@@ -59,6 +59,11 @@ class Passwords:
         self._cache_generation = -1
         self._lock = threading.Lock()
 
+    def stamp(self, user: str) -> str | None:
+        """A short digest of ``user``'s stored hash: it changes with the password; None if no such user."""
+        stored = self._file.get().get(user)
+        return hashlib.sha256(stored.encode()).hexdigest()[:16] if stored else None
+
     def check(self, user: str, password: str) -> bool:
         """Whether ``password`` is ``user``'s, at the cost of one crypt either way."""
         stored = self._file.get().get(user)

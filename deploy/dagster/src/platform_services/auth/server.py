@@ -136,8 +136,9 @@ class Handler(BaseHTTPRequestHandler):
 
     # --- /verify and whoami --------------------------------------------------------------
     def verify(self) -> None:
+        asked = self.headers
         verdict = self.server.service.authenticate(
-            self.headers.get("Authorization"), self.headers.get("Cookie"), self.client
+            asked.get("Authorization"), asked.get("Cookie"), self.client, asked.get("X-Original-URI")
         )
         if verdict.identity is None:
             headers = [("WWW-Authenticate", verdict.challenge), (ERROR_HEADER, verdict.reason)]

@@ -94,30 +94,37 @@ class Service:
         self.throttle = Throttle()
 
     # --- every request -----------------------------------------------------------------
-    def authenticate(self, authorization: str | None, cookie: str | None, client: str) -> Verdict:
-        """The identity of a request's Authorization and Cookie headers, from ``client``."""
+    def authenticate(
+        self, authorization: str | None, cookie: str | None, client: str, uri: str | None = None
+    ) -> Verdict:
+        """The identity of a request's Authorization and Cookie headers, from ``client``, asking for ``uri``."""
         authorization = (authorization or "").strip()
         scheme, _, credentials = authorization.partition(" ")
         if scheme.lower() == "bearer":
-            return self._token(credentials.strip(), client)
+            return self._token(credentials.strip(), client, uri)
         if scheme.lower() == "basic":
             user, tried = self.passwords.check_basic(authorization)
             if user is not None:
                 return Verdict(self.rules.current.for_user(user, "password"))
             reason = "wrong user name or password"
-            audit.attempt("login_failed", user=tried, via="password", client=client, outcome="refused", reason=reason)
+            audit.attempt(
+                "login_failed", user=tried, via="password", client=client, outcome="refused", reason=reason, uri=uri
+            )
             return Verdict(None, reason)
         if authorization:
             return Verdict(None, f"unsupported Authorization scheme {scheme!r}: use Basic or Bearer")
         session_id = cookie_value(cookie, COOKIE)
         if session_id:
             session = self.sessions.get(session_id)
+            if session is not None and session.stamp and session.stamp != self.passwords.stamp(session.user):
+                self.sessions.delete(session_id)  # the password changed, or the user is gone
+                session = None
             if session is not None:
                 return Verdict(self.rules.current.for_user(session.user, session.via, session.groups))
             return Verdict(None, "the session has ended: log in again", SESSION_CHALLENGE)
         return Verdict(None, "no credentials: log in, or send a Basic login or a Bearer token")
 
-    def _token(self, token: str, client: str) -> Verdict:
+    def _token(self, token: str, client: str, uri: str | None) -> Verdict:
         try:
             if self.insecure:
                 raise TokenRefused("API tokens are refused: the gateway is published without TLS")
@@ -125,7 +132,13 @@ class Service:
         except TokenRefused as refused:
             user = refused.name or (fingerprint(token) if token else None)
             audit.attempt(
-                "token_refused", user=user, via="token", client=client, outcome="refused", reason=refused.reason
+                "token_refused",
+                user=user,
+                via="token",
+                client=client,
+                outcome="refused",
+                reason=refused.reason,
+                uri=uri,
             )
             challenge = f'Bearer realm="{REALM}", error="invalid_token", error_description="{refused.reason}"'
             return Verdict(None, refused.reason, challenge)
@@ -144,7 +157,7 @@ class Service:
             audit.attempt("login_failed", user=user, via="session", client=client, outcome="refused", reason=reason)
             raise LoginRefused(reason)
         audit.attempt("login", user=user, via="session", client=client, outcome="ok")
-        return self.sessions.create(user, "session")
+        return self.sessions.create(user, "session", stamp=self.passwords.stamp(user))
 
     def logout(self, session_id: str | None, client: str) -> None:
         session = self.sessions.delete(session_id)
@@ -163,7 +176,7 @@ class Service:
         return self._sso_session(login, client), next_path
 
     def _sso_session(self, login: Login, client: str) -> str:
-        audit.attempt("login", user=login.user, via="sso", client=client, outcome="ok")
+        audit.attempt("login", user=login.user, via="sso", client=client, outcome="ok", groups=list(login.groups))
         return self.sessions.create(login.user, "sso", login.groups)
 
 

@@ -2,7 +2,8 @@
 
 The session remembers who logged in and how (``session``: the login page; ``sso``: single
 sign-on, with the groups the identity provider gave), never their roles: those are worked
-out from the access file on every request, so a change applies at once. A restart of the
+out from the access file on every request, so a change applies at once. A local login's
+session ends when that user's password changes or the user is removed. A restart of the
 service ends every session (everyone logs in again).
 """
 
@@ -24,6 +25,8 @@ class Session:
     via: str
     groups: tuple[str, ...]
     expires: float  # time.time()
+    #: A local login's password stamp (:meth:`Passwords.stamp`): when it changes, the session ends.
+    stamp: str | None = None
 
 
 def cookie_value(header: str | None, name: str) -> str | None:
@@ -50,13 +53,13 @@ class Sessions:
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
 
-    def create(self, user: str, via: str, groups: tuple[str, ...] = ()) -> str:
+    def create(self, user: str, via: str, groups: tuple[str, ...] = (), stamp: str | None = None) -> str:
         """A new session's id (a new one at every login: no id chosen before the login survives it)."""
         session_id = secrets.token_urlsafe(32)
         with self._lock:
             while len(self._sessions) >= LIMIT:
                 del self._sessions[next(iter(self._sessions))]
-            self._sessions[session_id] = Session(user, via, groups, time.time() + self.lifetime)
+            self._sessions[session_id] = Session(user, via, groups, time.time() + self.lifetime, stamp)
         return session_id
 
     def get(self, session_id: str | None) -> Session | None:
