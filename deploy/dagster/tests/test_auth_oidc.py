@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -262,3 +263,17 @@ def test_the_log_never_shows_a_session_id_or_a_token(sso_auth: Auth, idp: Identi
     log = sso_auth.log.read_text()
     assert back.status_code == 303
     assert cookies(back)["dagster_session"] not in log and "eyJ" not in log  # no session id, no JWT
+
+
+def resident_mib(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1]) / 1024
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the process's memory from /proc")
+def test_the_service_stays_within_its_memory_budget_with_sso_in_use(sso_auth: Auth, idp: IdentityProvider) -> None:
+    """40 MiB of resident memory, after single sign-on loaded Authlib, its JOSE library and cryptography."""
+    idp.set_user("hana-sub", preferred_username="hana")
+    assert sso_login(sso_auth, idp, "hana-sub").status_code == 303
+
+    assert resident_mib(sso_auth.process.pid) < 40
