@@ -130,6 +130,12 @@ def test_the_login_page_is_a_self_contained_form(auth: Auth) -> None:
     assert "default-src 'none'" in page.headers["Content-Security-Policy"]
 
 
+def test_the_gateways_raw_request_uri_is_taken_whole_as_next(auth: Auth) -> None:
+    page = requests.get(f"{auth.url}/__auth/login?next=/runs?status=FAILURE&limit=5", timeout=10)
+
+    assert 'name="next" value="/runs?status=FAILURE&amp;limit=5"' in page.text
+
+
 def test_a_login_through_the_form_starts_a_session(auth: Auth, auth_files: AuthFiles) -> None:
     response = log_in(auth, "alice", ALICE_PASSWORD, "/locations/modular_assets")
 

@@ -91,6 +91,14 @@ class Handler(BaseHTTPRequestHandler):
     def query(self) -> dict[str, str]:
         return dict(parse_qsl(urlsplit(self.path).query))
 
+    def next_param(self) -> str | None:
+        """``?next=``. nginx cannot escape a URI into a parameter, so the gateway may send its raw
+        ``$request_uri``: a ``next=`` that holds an unescaped ``?`` or ``&`` is taken whole."""
+        query = urlsplit(self.path).query
+        if query.startswith("next=") and ("?" in query[5:] or "&" in query[5:]):
+            return query[5:]
+        return self.query().get("next")
+
     def form(self) -> dict[str, str] | None:
         """The urlencoded body, or None after answering why it is refused."""
         length = self.headers.get("Content-Length")
@@ -182,7 +190,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def login_page(self) -> None:
         query = self.query()
-        next_path = self._next(query.get("next"))
+        next_path = self._next(self.next_param())
         service = self.server.service
         if service.sessions.get(cookie_value(self.headers.get("Cookie"), COOKIE)) is not None:
             self.redirect(next_path)  # logged in already
@@ -215,7 +223,7 @@ class Handler(BaseHTTPRequestHandler):
     # --- single sign-on ------------------------------------------------------------------
     def sso_login(self) -> None:
         provider = self.server.service.provider
-        next_path = self._next(self.query().get("next"))
+        next_path = self._next(self.next_param())
         if provider is None:
             self.reply(404, b"single sign-on is not configured (OIDC_ISSUER_URL)\n")
             return
