@@ -87,9 +87,11 @@ def sso_auth(auth_files: AuthFiles, idp: IdentityProvider) -> Iterator[Auth]:
     (auth_files.ui / "oidc_client_secret").write_text("a-client-secret\n")
     port = free_port()
     service = start_auth(auth_files, AUTH_PORT=str(port), **sso_env(idp.url, port))
-    service.wait_for_event("sso")  # discovery runs in the background
-    yield service
-    service.stop()
+    try:
+        service.wait_for_event("sso")  # discovery runs in the background
+        yield service
+    finally:
+        service.stop()
 
 
 def cookies(response: requests.Response) -> dict[str, str]:

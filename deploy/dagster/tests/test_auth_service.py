@@ -352,8 +352,8 @@ def test_a_public_bind_with_tls_starts(auth_files: AuthFiles) -> None:
     auth_files.add_token("ci")
 
     service = start_auth(auth_files, GATEWAY_BIND="0.0.0.0", GATEWAY_TLS_CERT="/run/tls/cert.pem")
-
     service.stop()
+
     assert service.events("start")
 
 
