@@ -186,7 +186,11 @@ def start_auth(files: AuthFiles, **env: str) -> Auth:
         except requests.ConnectionError:
             return False
 
-    wait_until(ready, 15, "the auth service to answer /health")
+    try:
+        wait_until(ready, 15, "the auth service to answer /health")
+    except BaseException:
+        auth.stop()
+        raise
     return auth
 
 
