@@ -119,10 +119,35 @@ exports: ## copy the exported CSVs from the stack's volume to ./exports (as your
 	$(COMPOSE) run --rm --no-deps --user "$$(id -u):$$(id -g)" copy_exports
 	@echo "make exports: copied to ./exports"
 
+# Roles per team are in the access file, which the auth service re-reads as it changes
+# (template_tools.access edits it keeping its comments; ACCESS= points at another one).
+# Each change is checked (names, teams against workspace.yaml, roles) before init writes a
+# password or a token.
+ACCESS ?= deploy/access/access.yaml
+ACCESS_TOOL = $(VENV)/bin/python -m template_tools.access --access "$(ACCESS)"
+ACCESS_ROLE = $(if $(TEAM),--team "$(TEAM)") --role "$(ROLE)"
+
 .PHONY: ui-user
-ui-user: ## add a UI user or change its password: make ui-user NAME=alice [PASSWORD=...]
-	@test -n "$(NAME)" || { echo "usage: make ui-user NAME=alice [PASSWORD=...]" >&2; exit 2; }
-	@$(INIT) add-user "$(NAME)" $(if $(PASSWORD),--password "$(PASSWORD)")
+ui-user: $(if $(TEAM)$(ROLE),venv) ## add a UI user or change its password, and its role: make ui-user NAME=alice [TEAM=billing ROLE=editor | ROLE=admin] [PASSWORD=...]
+	@test -n "$(NAME)" || { echo "usage: make ui-user NAME=alice [TEAM=<team> ROLE=viewer|launcher|editor | ROLE=admin] [PASSWORD=...]" >&2; exit 2; }
+	@$(if $(TEAM),test -n "$(ROLE)" || { echo "make ui-user: TEAM=$(TEAM) needs ROLE=viewer|launcher|editor" >&2; exit 2; })
+	@$(if $(ROLE),$(ACCESS_TOOL) user "$(NAME)" $(ACCESS_ROLE) --check)
+	@# With a role and no PASSWORD, an existing user keeps theirs: only the role changes.
+	@$(INIT) add-user "$(NAME)" $(if $(PASSWORD),--password "$(PASSWORD)",$(if $(ROLE),--keep))
+	@$(if $(ROLE),$(ACCESS_TOOL) user "$(NAME)" $(ACCESS_ROLE))
+
+.PHONY: ui-token
+ui-token: venv ## a new API token (printed once) and its role: make ui-token NAME=ci-billing TEAM=billing ROLE=launcher
+	@[ -n "$(NAME)" ] && [ -n "$(ROLE)" ] || { echo "usage: make ui-token NAME=<name> TEAM=<team> ROLE=viewer|launcher|editor  (or ROLE=admin alone)" >&2; exit 2; }
+	@$(ACCESS_TOOL) token "$(NAME)" $(ACCESS_ROLE) --check
+	@$(INIT) add-token "$(NAME)"
+	@$(ACCESS_TOOL) token "$(NAME)" $(ACCESS_ROLE)
+
+.PHONY: ui-token-revoke
+ui-token-revoke: venv ## revoke an API token and remove its role: make ui-token-revoke NAME=ci-billing
+	@test -n "$(NAME)" || { echo "usage: make ui-token-revoke NAME=<name>" >&2; exit 2; }
+	@$(INIT) revoke-token "$(NAME)"
+	@$(ACCESS_TOOL) remove-token "$(NAME)"
 
 # --- development -------------------------------------------------------------------
 .PHONY: dev

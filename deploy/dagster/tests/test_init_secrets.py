@@ -3,6 +3,8 @@ that stand in for its volumes: what it generates, keeps, takes from .env, and re
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import stat
@@ -163,3 +165,81 @@ def test_the_owned_folders_are_given_to_the_runs_user(volumes: Volumes, tmp_path
     assert first.returncode == 0 and f"{exports} now belongs to the runs' user" in first.stdout
     assert (exports.stat().st_uid, exports.stat().st_gid) == (10001, 10001)
     assert "now belongs" not in again.stdout  # already the runs' user's
+
+
+def test_ui_user_keep_changes_no_existing_password_but_sets_a_new_users(volumes: Volumes) -> None:
+    volumes.run("add-user", "alice", "--password", "alices-own-password")
+
+    kept = volumes.run("add-user", "alice", "--keep")
+    new = volumes.run("add-user", "bob", "--keep")
+
+    assert kept.returncode == 0 and "its password is unchanged" in kept.stdout
+    assert verifies(volumes.htpasswd, "alice", "alices-own-password")
+    assert new.returncode == 0 and "with password" in new.stdout and "bob:$6$" in volumes.htpasswd
+
+
+def test_a_token_is_shown_once_and_only_its_hash_is_stored(volumes: Volumes) -> None:
+    created = volumes.run("add-token", "ci-billing")
+
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.splitlines()[1]
+    assert re.fullmatch(r"dgt_[A-Za-z0-9_-]{43}", token)
+    stored = json.loads((volumes.ui / "tokens.json").read_text())["tokens"]["ci-billing"]
+    assert stored["sha256"] == hashlib.sha256(token.encode()).hexdigest() and stored["revoked"] is None
+    assert token not in (volumes.ui / "tokens.json").read_text()
+    assert mode(volumes.ui / "tokens.json") == 0o644
+
+
+def test_a_token_name_in_use_is_refused_until_revoked(volumes: Volumes) -> None:
+    first = volumes.run("add-token", "ci").stdout.splitlines()[1]
+
+    again = volumes.run("add-token", "ci")
+    revoked = volumes.run("revoke-token", "ci")
+    twice = volumes.run("revoke-token", "ci")
+    renewed = volumes.run("add-token", "ci")
+
+    assert again.returncode == 1 and "a token named 'ci' exists: revoke it first" in again.stderr
+    assert revoked.returncode == 0 and "revoked" in revoked.stdout
+    assert twice.returncode == 0 and "no active API token named 'ci'" in twice.stdout
+    assert renewed.returncode == 0 and renewed.stdout.splitlines()[1] != first
+
+
+def test_a_revoked_token_keeps_its_hash_so_it_is_refused_by_name(volumes: Volumes) -> None:
+    token = volumes.run("add-token", "ci").stdout.splitlines()[1]
+
+    volumes.run("revoke-token", "ci")
+
+    stored = json.loads((volumes.ui / "tokens.json").read_text())["tokens"]["ci"]
+    assert stored["sha256"] == hashlib.sha256(token.encode()).hexdigest()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", stored["revoked"])
+
+
+def test_a_bad_token_name_is_refused(volumes: Volumes) -> None:
+    result = volumes.run("add-token", "ci billing")
+
+    assert result.returncode == 1 and "may only use letters" in result.stderr
+    assert volumes.files() == {}
+
+
+def test_the_identity_key_is_generated_once_where_its_folder_is_mounted(volumes: Volumes, tmp_path: Path) -> None:
+    key_file = tmp_path / "identity" / "identity_key"
+
+    without = volumes.run(IDENTITY_KEY_FILE=str(key_file))
+    assert without.returncode == 0 and "identity key" not in without.stdout  # its volume is not mounted here
+    key_file.parent.mkdir()
+    first = volumes.run(IDENTITY_KEY_FILE=str(key_file))
+    key = key_file.read_text()
+    again = volumes.run(IDENTITY_KEY_FILE=str(key_file))
+
+    assert "init: identity key generated" in first.stdout and "init: identity key kept" in again.stdout
+    assert re.fullmatch(r"[0-9a-f]{64}", key) and key_file.read_text() == key
+
+
+def test_the_oidc_client_secret_comes_from_the_environment(volumes: Volumes) -> None:
+    set_ = volumes.run(OIDC_CLIENT_SECRET="s3cret-from-env")
+    kept = volumes.run(OIDC_CLIENT_SECRET="s3cret-from-env")
+    unset = volumes.run()
+
+    assert "OIDC client secret set from OIDC_CLIENT_SECRET" in set_.stdout
+    assert "OIDC client secret kept" in kept.stdout and "OIDC client secret" not in unset.stdout
+    assert (volumes.ui / "oidc_client_secret").read_text() == "s3cret-from-env"

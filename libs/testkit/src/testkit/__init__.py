@@ -6,6 +6,8 @@
   host's binaries.
 - :mod:`testkit.sample_api`: ``running_sample_api``, a real sample-api process and its
   admin API.
+- :mod:`testkit.auth`: the auth service's files in a folder, and the service running against
+  them as a process (``start_auth``).
 - :mod:`testkit.pytest_plugin`: the ``api`` and ``sample_api_process`` fixtures, and the
   guard of the ``docker`` marker, in every pytest session of the workspace (``pytest11``).
 """
