@@ -279,7 +279,7 @@ def k8s_gateway() -> Gateway:
     manifests = KUBERNETES_DIR / "manifests"
     config_map = next(doc for doc in documents(manifests / "gateway-config.yaml") if doc["kind"] == "ConfigMap")
     deployment = next(doc for doc in documents(manifests / "gateway.yaml") if doc["kind"] == "Deployment")
-    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    container = next(c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "gateway")
     env = {"POD_NAMESPACE": NAMESPACE}  # Kubernetes expands $(POD_NAMESPACE) in the values below
     for item in container["env"]:
         if "value" in item:

@@ -179,20 +179,25 @@ def test_the_gateway_proxies_only_to_the_charts_webserver_service(k8s_gateway: G
     proxied = set(re.findall(r"proxy_pass (\S+);", conf))
 
     assert upstreams == {
-        f"{kubernetes.RELEASE}-webserver.{kubernetes.RELEASE}.svc.cluster.local:{kubernetes.WEBSERVER_PORT}"
+        f"{kubernetes.RELEASE}-webserver.{kubernetes.RELEASE}.svc.cluster.local:{kubernetes.WEBSERVER_PORT}",
+        "127.0.0.1:8081",  # the auth service, in the gateway's pod
+        "127.0.0.1:8081/verify",
     }
-    assert proxied == {"$upstream", "$webserver"}
+    assert proxied == {"$upstream", "$webserver", "$auth", "$auth_verify"}
     assert re.findall(r"resolver (\S+)", conf) == ["10.96.0.10"]  # the pod's DNS, not Docker's (127.0.0.11)
     assert "/viewer" not in conf.replace("(?<viewer>/viewer)?", "") and "/prometheus/" not in conf
-    assert "__" not in conf.replace("/__gateway/", "")  # every placeholder rendered
+    assert not re.findall(r"__[A-Z_]+__", conf)  # every placeholder rendered
 
 
 def test_the_gateway_mounts_what_its_image_expects() -> None:
     deployment = next(doc for doc in load(GATEWAY) if doc["kind"] == "Deployment")
-    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    containers = {c["name"]: c for c in deployment["spec"]["template"]["spec"]["containers"]}
+    container = containers["gateway"]
     mounts = {mount["mountPath"] for mount in container["volumeMounts"]}
+    auth_mounts = {mount["mountPath"] for mount in containers["auth"]["volumeMounts"]}
+    assert auth_mounts >= {"/run/ui-secrets", "/run/dagster-identity", "/etc/dagster/access", "/tmp"}
     entrypoint = (ROOT / "deploy/gateway/entrypoint.sh").read_text(encoding="utf-8")
 
-    assert {"/etc/nginx/nginx.conf.template", "/run/ui-secrets", "/tmp"} <= mounts
-    assert "HTPASSWD=/run/ui-secrets/htpasswd" in entrypoint
+    assert {"/etc/nginx/nginx.conf.template", "/tmp"} <= mounts
+    assert "GATEWAY_TEMPLATE:-/etc/nginx/nginx.conf.template" in entrypoint
     assert container["ports"] == [{"name": "http", "containerPort": kubernetes.GATEWAY_PORT, "protocol": "TCP"}]

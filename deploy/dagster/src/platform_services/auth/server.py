@@ -40,6 +40,11 @@ def header_safe(text: str) -> str:
     return quote(text, safe="".join(chr(code) for code in range(0x21, 0x7F) if chr(code) != "%"))
 
 
+def writes_monitoring(method: str | None, uri: str | None) -> bool:
+    """A request that changes Alertmanager (a silence): the UI's roles do not reach it, so admins only."""
+    return (method or "GET") not in ("GET", "HEAD") and (uri or "").startswith("/alertmanager/")
+
+
 class AuthServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # the gateway opens many connections at once when a page loads
@@ -149,8 +154,15 @@ class Handler(BaseHTTPRequestHandler):
             asked.get("Authorization"), asked.get("Cookie"), self.client, asked.get("X-Original-URI")
         )
         if verdict.identity is None:
-            headers = [("WWW-Authenticate", verdict.challenge), (ERROR_HEADER, verdict.reason)]
-            self.reply(401, f"{verdict.reason}\n".encode(), TEXT, [*headers, ("Cache-Control", "no-store")])
+            headers = [(ERROR_HEADER, verdict.reason), ("Cache-Control", "no-store")]
+            if "Sec-Fetch-Mode" not in asked:  # a script; a browser gets the login page, not a password dialog
+                headers.append(("WWW-Authenticate", verdict.challenge))
+            self.reply(401, f"{verdict.reason}\n".encode(), TEXT, headers)
+            return
+        if not verdict.identity.admin and writes_monitoring(
+            asked.get("X-Original-Method"), asked.get("X-Original-URI")
+        ):
+            self.reply(403, b"only a deployment admin may change Alertmanager (silences)\n", TEXT)
             return
         self.reply(
             200,
