@@ -302,6 +302,13 @@ def test_failed_logins_are_throttled_per_client_but_logged_in_bursts_are_not(sta
             return list(pool.map(one, range(40)))
 
     guesses = burst((stack.user, "wrong-password"))
+    # While throttled, no password is even checked (the auth service); a second later it is.
+    wait_for(
+        lambda: requests.get(f"{stack.url}/server_info", auth=stack.auth, timeout=30).ok,
+        timeout=10,
+        interval=0.2,
+        what="the throttle to pass",
+    )
     logged_in = burst(stack.auth)
     challenges = burst(None)
 

@@ -20,6 +20,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,7 +29,7 @@ import pytest
 
 from platform_services.access import identity
 from template_tools import kubernetes
-from testkit.auth import ALICE_PASSWORD, Auth, AuthFiles, free_port, start_auth
+from testkit.auth import ALICE_PASSWORD, Auth, AuthFiles, free_port, start_auth, wait_until
 
 if TYPE_CHECKING:
     from tests.kubernetes.conftest import Gateway
@@ -221,3 +222,17 @@ def test_a_refusal_never_asks_the_browser_for_a_password(gateway: Running) -> No
 
     assert status == 401 and "/__auth/login" in body
     assert "WWW-Authenticate" not in headers
+
+
+def test_guessed_passwords_are_throttled_per_client_and_good_logins_are_not(gateway: Running) -> None:
+    def burst(login: str) -> list[int]:
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            return list(pool.map(lambda _: request(f"{gateway.url}/server_info", login=login)[0], range(30)))
+
+    guesses = burst("Basic YWxpY2U6d3Jvbmc=")  # alice:wrong
+    # While throttled, no password is even checked; the client waits a second, then logs in.
+    wait_until(lambda: request(f"{gateway.url}/server_info")[0] == 200, 5, "the throttle to pass")
+    logins = burst(ALICE)
+
+    assert set(guesses) == {401, 429} and guesses.count(429) > guesses.count(401), guesses
+    assert set(logins) == {200}, logins  # a burst of good logins is never throttled

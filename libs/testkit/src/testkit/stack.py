@@ -121,9 +121,24 @@ class Stack:
         }
         self.env_file.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
 
+    @property
+    def access_file(self) -> Path:
+        """This stack's access file (DAGSTER_ACCESS_DIR): who may do what per team."""
+        return self.workdir / "access" / "access.yaml"
+
+    def set_access(self, text: str) -> None:
+        """Replace the access file atomically, as `make ui-user` does (the auth service reads it live)."""
+        self.access_file.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.access_file.with_name(".access.yaml.partial")
+        partial.write_text(text)
+        partial.replace(self.access_file)
+
     def write_env(self) -> None:
-        """The stack's settings: random secrets, its own port, a webhook sink for alerts."""
-        self.write_env_file({"ALERT_WEBHOOK_URL": "http://webhook_sink:8080/alerts"})
+        """The stack's settings: random secrets, its own port, a webhook sink for alerts, its own access file."""
+        self.set_access((self.root / "deploy" / "access" / "access.yaml").read_text())
+        self.write_env_file(
+            {"ALERT_WEBHOOK_URL": "http://webhook_sink:8080/alerts", "DAGSTER_ACCESS_DIR": str(self.access_file.parent)}
+        )
         (self.workdir / "stack.json").write_text(
             json.dumps(
                 {
@@ -239,11 +254,30 @@ class Stack:
     def auth(self) -> tuple[str, str]:
         return (self.user, self.password)
 
-    def graphql(self, query: str, variables: dict[str, Any] | None = None, timeout: float = 30) -> dict[str, Any]:
+    def add_user(self, name: str, password: str) -> None:
+        """A local UI user with this password (`make ui-user`; its roles are the access file's)."""
+        self.compose("run", "--rm", "--no-deps", "-T", "init", "add-user", name, "--password", password)
+
+    def add_token(self, name: str) -> str:
+        """A new API token named ``name`` (`make ui-token`): its value, shown this once."""
+        out = self.compose("run", "--rm", "--no-deps", "-T", "init", "add-token", name).stdout
+        return next(line.strip() for line in out.splitlines() if line.strip().startswith("dgt_"))
+
+    def graphql(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        timeout: float = 30,
+        *,
+        auth: tuple[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """A GraphQL request through the gateway, as the stack's admin unless ``auth`` or ``headers`` say otherwise."""
         response = requests.post(
             f"{self.url}/graphql",
             json={"query": query, "variables": variables or {}},
-            auth=self.auth,
+            auth=None if headers and "Authorization" in headers else (auth or self.auth),
+            headers=headers,
             timeout=timeout,
         )
         response.raise_for_status()

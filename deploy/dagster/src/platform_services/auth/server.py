@@ -40,6 +40,10 @@ def header_safe(text: str) -> str:
     return quote(text, safe="".join(chr(code) for code in range(0x21, 0x7F) if chr(code) != "%"))
 
 
+#: Set on a 401 refused for too many failed credentials from the client.
+THROTTLED_HEADER = "X-Auth-Throttled"
+
+
 def writes_monitoring(method: str | None, uri: str | None) -> bool:
     """A request that changes Alertmanager (a silence): the UI's roles do not reach it, so admins only."""
     return (method or "GET") not in ("GET", "HEAD") and (uri or "").startswith("/alertmanager/")
@@ -155,6 +159,8 @@ class Handler(BaseHTTPRequestHandler):
         )
         if verdict.identity is None:
             headers = [(ERROR_HEADER, verdict.reason), ("Cache-Control", "no-store")]
+            if verdict.throttled:  # the gateway answers 429 (a subrequest can only say yes, 401 or 403)
+                headers.append((THROTTLED_HEADER, "1"))
             if "Sec-Fetch-Mode" not in asked:  # a script; a browser gets the login page, not a password dialog
                 headers.append(("WWW-Authenticate", verdict.challenge))
             self.reply(401, f"{verdict.reason}\n".encode(), TEXT, headers)

@@ -28,6 +28,9 @@ SESSION_CHALLENGE = f'Session realm="{REALM}", login="/__auth/login"'
 #: Failed logins through the login page, per client, before it must wait (about a minute).
 LOGIN_FAILURES = 10
 LOGIN_WINDOW_SECONDS = 60.0
+#: Failed passwords or tokens on requests (scripts), per client: ~10 guesses a second at most.
+CREDENTIAL_FAILURES = 10
+CREDENTIAL_WINDOW_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,8 @@ class Verdict:
     identity: Identity | None
     reason: str = ""
     challenge: str = BASIC_CHALLENGE
+    #: Refused without a look at the credentials: too many failed ones from this client just now.
+    throttled: bool = False
 
 
 class LoginRefused(Exception):
@@ -92,6 +97,7 @@ class Service:
         self.provider = provider
         self.insecure = insecure
         self.throttle = Throttle()
+        self.guesses = Throttle(CREDENTIAL_FAILURES, CREDENTIAL_WINDOW_SECONDS)
 
     # --- every request -----------------------------------------------------------------
     def authenticate(
@@ -100,12 +106,18 @@ class Service:
         """The identity of a request's Authorization and Cookie headers, from ``client``, asking for ``uri``."""
         authorization = (authorization or "").strip()
         scheme, _, credentials = authorization.partition(" ")
+        if scheme.lower() in ("bearer", "basic") and self.guesses.blocked(client):
+            return Verdict(None, "too many failed logins from this address: wait a second", throttled=True)
         if scheme.lower() == "bearer":
-            return self._token(credentials.strip(), client, uri)
+            verdict = self._token(credentials.strip(), client, uri)
+            if verdict.identity is None:
+                self.guesses.failed(client)
+            return verdict
         if scheme.lower() == "basic":
             user, tried = self.passwords.check_basic(authorization)
             if user is not None:
                 return Verdict(self.rules.current.for_user(user, "password"))
+            self.guesses.failed(client)
             reason = "wrong user name or password"
             audit.attempt(
                 "login_failed", user=tried, via="password", client=client, outcome="refused", reason=reason, uri=uri
