@@ -18,9 +18,11 @@ def test_the_definitions_load() -> None:
 
 def test_the_assets_form_one_lineage_in_one_group() -> None:
     graph = defs.resolve_asset_graph()
-    nodes = {key.to_user_string(): graph.get(key) for key in graph.get_all_asset_keys()}
+    every = {key.to_user_string(): graph.get(key) for key in graph.get_all_asset_keys()}
+    nodes = {name: node for name, node in every.items() if node.group_name != "user_batches"}
 
     assert sorted(nodes) == ASSET_NAMES
+    assert sorted(set(every) - set(nodes)) == ["user_batch_csv"]
     parents = {name: sorted(k.to_user_string() for k in node.parent_keys) for name, node in nodes.items()}
     assert parents == {
         "raw_user_data": [],
@@ -68,15 +70,15 @@ def test_both_styles_appear_as_jobs_run_in_process() -> None:
     assert {job.executor_def.name for job in jobs.values()} == {"in_process_or_multiprocess"}
 
 
-def test_the_batch_job_is_the_same_extraction_per_dynamic_partition() -> None:
-    batch_job = defs.resolve_job_def("extraction_batch_job")
-    ops_job = defs.resolve_job_def("data_extraction_job")
+def test_the_batch_export_is_partitioned_by_named_batches() -> None:
+    node = defs.resolve_asset_graph().get(dg.AssetKey("user_batch_csv"))
+    job = defs.resolve_job_def("extraction_batch_job")
 
-    assert isinstance(batch_job.partitions_def, dg.DynamicPartitionsDefinition)
-    assert batch_job.partitions_def.name == "extraction_batches"
-    assert [n.name for n in batch_job.graph.nodes_in_topological_order] == [
-        n.name for n in ops_job.graph.nodes_in_topological_order
-    ]
+    assert isinstance(node.partitions_def, dg.DynamicPartitionsDefinition)
+    assert node.partitions_def.name == "extraction_batches"
+    assert [k.to_user_string() for k in node.parent_keys] == ["transformed_user_data"]
+    assert node.group_name == "user_batches" and node.owners == ["team:data-extraction"]
+    assert [k.to_user_string() for k in job.asset_layer.selected_asset_keys] == ["user_batch_csv"]
 
 
 def test_the_schedule_and_the_sensor() -> None:

@@ -128,6 +128,20 @@ def test_export_users_writes_the_csv_and_returns_its_path(exports: CsvExportReso
     assert output.metadata["size_bytes"].value == path.stat().st_size
 
 
+def test_a_batch_export_is_its_own_file(exports: CsvExportResource) -> None:
+    output = extraction.export_batch(exports, frame_of(user(1), user(2)), "request-42")
+
+    assert Path(output.value) == exports.directory / "users_request-42.csv"
+    assert pd.read_csv(output.value)["user_id"].tolist() == [1, 2]
+
+
+@pytest.mark.parametrize("batch", ["../escape", "a/b", "", "x" * 101])
+def test_a_batch_name_that_cannot_name_a_file_is_refused(exports: CsvExportResource, batch: str) -> None:
+    with pytest.raises(ValueError, match="cannot name a file"):
+        extraction.export_batch(exports, frame_of(user(1)), batch)
+    assert not exports.directory.exists() or not list(exports.directory.iterdir())
+
+
 def test_build_summary_describes_the_export_in_utc(tmp_path: Path) -> None:
     csv = tmp_path / "users.csv"
     csv.write_text("user_id\n1\n2\n", encoding="utf-8")

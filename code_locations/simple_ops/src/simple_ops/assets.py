@@ -1,13 +1,13 @@
-"""The user extraction as software-defined assets: one lineage, four data products.
+"""The user extraction as software-defined assets: one lineage, four data products, and its batches.
 
 ``raw_user_data`` → ``transformed_user_data`` → ``user_data_csv`` and
 ``data_extraction_summary``. Each asset names what it produces; Dagster derives
-the graph from the function parameters. The work itself is in
+the graph from the function parameters. ``user_batch_csv`` exports the users once
+per named batch (a dynamic partition). The work itself is in
 :mod:`simple_ops.extraction`, shared with the ops in :mod:`simple_ops.ops`.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: Dagster reads the context parameter's annotation.
 from typing import Any
 
 import dagster as dg
@@ -18,7 +18,11 @@ from platform_kit.source_api import SourceApiResource
 from simple_ops import extraction
 
 GROUP = "user_extraction"
+BATCH_GROUP = "user_batches"
 OWNERS = ["team:data-extraction"]
+#: Named batches of the user export (e.g. one per data request), added in the UI ("Add
+#: partition") or by a sensor: a dynamic set of partitions, kept by the instance.
+EXTRACTION_BATCHES = dg.DynamicPartitionsDefinition(name="extraction_batches")
 
 
 @dg.asset(
@@ -77,4 +81,19 @@ def data_extraction_summary(
     return extraction.summarize(exports, transformed_user_data, user_data_csv)
 
 
+@dg.asset(
+    group_name=BATCH_GROUP,
+    owners=OWNERS,
+    kinds={"csv", "pandas"},
+    tags={"domain": "users", "layer": "export"},
+    partitions_def=EXTRACTION_BATCHES,
+)
+def user_batch_csv(
+    context: dg.AssetExecutionContext, exports: CsvExportResource, transformed_user_data: DataFrame
+) -> dg.Output[str]:
+    """The users as of one named batch: ``users_<batch>.csv`` under EXPORTS_DIR/simple_ops/, atomically."""
+    return extraction.export_batch(exports, transformed_user_data, context.partition_key)
+
+
 ASSETS = [raw_user_data, transformed_user_data, user_data_csv, data_extraction_summary]
+BATCH_ASSETS = [user_batch_csv]

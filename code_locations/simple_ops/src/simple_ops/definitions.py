@@ -1,7 +1,7 @@
 """The ``simple_ops`` code location (team data-extraction): what Dagster loads.
 
-Assembly only: one user extraction as assets and as ops, side by side; each
-collection comes from the module named for it.
+Assembly only: one user extraction as assets and as ops, side by side, and its
+export per named batch; each collection comes from the module named for it.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import dagster as dg
 
 from platform_kit.executors import run_executor
-from simple_ops.assets import ASSETS
+from simple_ops.assets import ASSETS, BATCH_ASSETS
 from simple_ops.checks import CHECKS
 from simple_ops.jobs import JOBS
 from simple_ops.resources import RESOURCES
@@ -17,7 +17,7 @@ from simple_ops.schedules import SCHEDULES
 from simple_ops.sensors import SENSORS
 
 defs = dg.Definitions(
-    assets=ASSETS,
+    assets=[*ASSETS, *BATCH_ASSETS],
     asset_checks=CHECKS,
     jobs=JOBS,
     schedules=SCHEDULES,

@@ -7,6 +7,7 @@ Each step takes the resources and upstream values it needs and returns a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ from platform_kit.metadata import frame_metadata
 from platform_kit.source_api import SourceApiResource
 
 USERS_CSV = "users.csv"
+BATCH_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
 SUMMARY_JSON = "extraction_summary.json"
 
 
@@ -80,6 +82,16 @@ def export_users(exports: CsvExportResource, frame: DataFrame) -> dg.Output[str]
     """Write ``users.csv`` atomically, after checking the quality rules; the value is its path."""
     require_quality(frame)
     exported = exports.write(frame, USERS_CSV)
+    return dg.Output(str(exported.path), metadata=exported.metadata(frame))
+
+
+def export_batch(exports: CsvExportResource, frame: DataFrame, batch: str) -> dg.Output[str]:
+    """Write ``users_<batch>.csv`` atomically, after the same quality rules; a batch name with a
+    character other than letters, digits, ``-``, ``_`` and ``.`` is refused."""
+    if not BATCH_NAME.match(batch):
+        raise ValueError(f"batch {batch!r} cannot name a file: use letters, digits, '-', '_' and '.'")
+    require_quality(frame)
+    exported = exports.write(frame, f"users_{batch}.csv")
     return dg.Output(str(exported.path), metadata=exported.metadata(frame))
 
 

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from simple_ops.assets import GROUP
+from simple_ops.assets import BATCH_GROUP, GROUP
 from simple_ops.ops import fetch_data_from_api, generate_summary, save_to_csv, transform_data
-
-#: Named extraction batches (e.g. one per data request), added in the UI or by a sensor
-#: ("Add partition"): a dynamic set of partitions, kept by the instance.
-EXTRACTION_BATCHES = dg.DynamicPartitionsDefinition(name="extraction_batches")
 
 
 @dg.graph
@@ -30,11 +26,11 @@ data_extraction_job = extraction.to_job(
     tags={"team": "data-extraction", "style": "ops"},
 )
 
-extraction_batch_job = extraction.to_job(
+extraction_batch_job = dg.define_asset_job(
     name="extraction_batch_job",
-    description="The same extraction, run per named batch (a dynamic partition: extraction_batches).",
-    partitions_def=EXTRACTION_BATCHES,
-    tags={"team": "data-extraction", "style": "ops"},
+    selection=dg.AssetSelection.groups(BATCH_GROUP),
+    description="The users' export per named batch: add a batch (a dynamic partition), then launch it.",
+    tags={"team": "data-extraction", "style": "assets"},
 )
 
 
