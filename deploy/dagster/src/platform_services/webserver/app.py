@@ -56,20 +56,19 @@ class IdentityMiddleware:
 
 
 def _outcome(result: Any, checks: list[PermissionCheck]) -> tuple[str, str]:
-    """(outcome, detail) of a mutation's result object.
+    """(outcome, detail) of a mutation: refused when its last permission check said no.
 
-    Dagster answers a refusal with an UnauthorizedError, and also a few "not found"s (an unknown
-    dynamic partitions definition): a refusal is one whose last permission check said no.
+    Dagster answers a refusal with an UnauthorizedError mostly, with a TerminateRunFailure for a
+    termination; and an UnauthorizedError also means "no such dynamic partitions definition".
     """
     results = [result]
     for value in vars(result).values() if hasattr(result, "__dict__") else ():
         if isinstance(value, list):
             results += value
     names = [type(item).__name__.removeprefix("Graphene") for item in results if item is not None]
-    if "UnauthorizedError" in names:
-        refused = not checks or not checks[-1].allowed
-        return (REFUSED, "UnauthorizedError") if refused else (FAILED, "UnauthorizedError after the checks passed")
-    failed = [name for name in names if name.endswith(ERROR_SUFFIXES)]
+    if checks and not checks[-1].allowed:
+        return REFUSED, f"{checks[-1].permission} on {checks[-1].location or 'the deployment'}"
+    failed = [name for name in names if name.endswith(ERROR_SUFFIXES) or name.endswith("Failure")]
     return (FAILED, ",".join(sorted(set(failed)))) if failed else (ALLOWED, "")
 
 
