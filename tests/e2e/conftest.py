@@ -16,11 +16,14 @@ from pathlib import Path
 import pytest
 
 from template_tools.locations import ROOT
-from testkit.stack import Stack
+from testkit.oidc import IdentityProvider, docker_host_address, run_provider
+from testkit.stack import Stack, free_port
 
 ARTIFACTS = ROOT / "test-artifacts"
 #: The suite's additions to docker-compose.yml (a webhook sink for the alert tests).
 E2E_COMPOSE = Path(__file__).with_name("compose.e2e.yml")
+#: The client the stack's auth service is for single sign-on, and its secret (the provider takes any).
+SSO_CLIENT_ID, SSO_CLIENT_SECRET = "dagster-e2e", "e2e-client-secret"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -37,7 +40,19 @@ def artifacts() -> Path:
 
 
 @pytest.fixture(scope="session")
-def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
+def identity_provider() -> Iterator[IdentityProvider]:
+    """The stack's single sign-on provider, for the whole session: a real OpenID Connect provider
+    process on the host, where the auth service's container and the browser both reach it."""
+    port_file = ARTIFACTS / "e2e-stack" / "idp-port"
+    reuse = os.environ.get("E2E_REUSE_STACK") and port_file.exists()
+    port = int(port_file.read_text()) if reuse else free_port()
+    provider = run_provider(port, host=docker_host_address())
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(request: pytest.FixtureRequest, identity_provider: IdentityProvider) -> Iterator[Stack]:
     if shutil.which("docker") is None or subprocess.run(["docker", "info"], capture_output=True).returncode:
         pytest.fail("the end-to-end tests need a running Docker engine with Compose v2 (`docker compose`)")
     workdir = ARTIFACTS / "e2e-stack"
@@ -46,8 +61,15 @@ def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
         return
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
+    (workdir / "idp-port").write_text(identity_provider.url.rsplit(":", 1)[1])
     stack = Stack(project=os.environ.get("E2E_PROJECT", "dagster-e2e"), workdir=workdir, overrides=(E2E_COMPOSE,))
-    stack.write_env()
+    stack.write_env(
+        {
+            "OIDC_ISSUER_URL": identity_provider.url,
+            "OIDC_CLIENT_ID": SSO_CLIENT_ID,
+            "OIDC_CLIENT_SECRET": SSO_CLIENT_SECRET,
+        }
+    )
     stack.down()  # leftovers of an aborted run
     failed = True
     try:

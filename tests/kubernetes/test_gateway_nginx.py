@@ -199,7 +199,25 @@ def test_requests_from_another_site_are_refused(gateway: Running) -> None:
 
     assert request(f"{url}/", headers={"Origin": "https://evil.example"})[0] == 403
     assert request(f"{url}/", headers={"Sec-Fetch-Site": "cross-site"})[0] == 403
+    assert (
+        request(
+            f"{url}/graphql",
+            method="POST",
+            body=b"{}",
+            headers={"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "cors", "Content-Type": "application/json"},
+        )[0]
+        == 403
+    )
     assert request(f"{url}/", headers={"Origin": f"http://{host}"})[0] == 200
+    # Following a link from another site (an alert's link to a run) is a page load: allowed.
+    navigation = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"}
+    assert request(f"{url}/runs", headers=navigation)[0] == 200
+    assert (
+        request(
+            f"{url}/graphql", method="POST", body=b"{}", headers={**navigation, "Content-Type": "application/json"}
+        )[0]
+        == 403
+    )
 
 
 def test_graphql_takes_operations_only_as_json_posts(gateway: Running) -> None:

@@ -136,7 +136,7 @@ class BenchStack(Stack):
         extra = [self.override_file] if self.override_file else []
         return [self.root / "docker-compose.yml", *self.overrides, *extra]
 
-    def write_env(self, **settings: str) -> None:
+    def write_settings(self, **settings: str) -> None:
         """Write the env file: random secrets, a free gateway port, the bench tag and ``settings``."""
         self.settings.update(settings)
         self.write_env_file(self.settings)

@@ -495,7 +495,7 @@ def _ratio(timelines: list[RunTimeline], floor_rss: float) -> float:
 def set_run_memory(stack: BenchStack, limit: str) -> None:
     """Set DAGSTER_MAX_RUN_MEMORY and recreate the code locations (their container context holds it)."""
     versions = {name: entry["versionKey"] for name, entry in stack.locations().items()}
-    stack.write_env(DAGSTER_MAX_RUN_MEMORY=limit)
+    stack.write_settings(DAGSTER_MAX_RUN_MEMORY=limit)
     stack.recreate(*versions)
     for name, before in versions.items():
         wait_for(

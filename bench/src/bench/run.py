@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     a = template_stack(args.project, workdir / "template")
     b = stock_stack(f"{args.project}-stock", workdir / "stock")
     for stack in (a, b):
-        stack.write_env(
+        stack.write_settings(
             SAMPLE_API_USERS=str(SEED.users),
             SAMPLE_API_POSTS_PER_USER=str(SEED.posts_per_user),
             **({"DAGSTER_MAX_RUN_MEMORY": args.run_memory} if args.run_memory else {}),

@@ -4,11 +4,8 @@ ID token's checks, each with a token made to break it."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -23,6 +20,7 @@ from platform_services.access.identity import Identity, Role
 from platform_services.auth.oidc import OidcError, Provider
 from platform_services.auth.settings import OidcSettings
 from testkit.auth import ALICE_PASSWORD, Auth, AuthFiles, free_port, start_auth, wait_until
+from testkit.oidc import IdentityProvider, run_provider
 
 CLIENT_ID = "dagster-test"
 ACCESS = """\
@@ -34,41 +32,11 @@ groups:
 """
 
 
-@dataclass
-class IdentityProvider:
-    process: subprocess.Popen[bytes]
-    url: str
-
-    def set_user(self, sub: str, **claims: object) -> None:
-        response = requests.put(f"{self.url}/users/{sub}", json=claims, timeout=10)
-        assert response.status_code == 204, response.text
-
-
-def run_provider(port: int) -> IdentityProvider:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "oidc_provider_mock", "--port", str(port), "--require-nonce"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    provider = IdentityProvider(process, f"http://127.0.0.1:{port}")
-
-    def ready() -> bool:
-        assert process.poll() is None, "the OpenID provider exited"
-        try:
-            return requests.get(f"{provider.url}/.well-known/openid-configuration", timeout=1).ok
-        except requests.ConnectionError:
-            return False
-
-    wait_until(ready, 20, "the OpenID provider")
-    return provider
-
-
 @pytest.fixture(scope="module")
 def idp() -> Iterator[IdentityProvider]:
     provider = run_provider(free_port())
     yield provider
-    provider.process.terminate()
-    provider.process.wait(10)
+    provider.stop()
 
 
 def sso_env(issuer: str, callback_port: int) -> dict[str, str]:

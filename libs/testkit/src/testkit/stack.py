@@ -133,11 +133,16 @@ class Stack:
         partial.write_text(text)
         partial.replace(self.access_file)
 
-    def write_env(self) -> None:
-        """The stack's settings: random secrets, its own port, a webhook sink for alerts, its own access file."""
+    def write_env(self, extra: dict[str, str] | None = None) -> None:
+        """The stack's settings: random secrets, its own port, a webhook sink for alerts, its own access
+        file, and ``extra``."""
         self.set_access((self.root / "deploy" / "access" / "access.yaml").read_text())
         self.write_env_file(
-            {"ALERT_WEBHOOK_URL": "http://webhook_sink:8080/alerts", "DAGSTER_ACCESS_DIR": str(self.access_file.parent)}
+            {
+                "ALERT_WEBHOOK_URL": "http://webhook_sink:8080/alerts",
+                "DAGSTER_ACCESS_DIR": str(self.access_file.parent),
+                **(extra or {}),
+            }
         )
         (self.workdir / "stack.json").write_text(
             json.dumps(
