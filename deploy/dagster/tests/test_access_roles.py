@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
-from dagster._core.workspace.permissions import LOCATION_SCOPED_PERMISSIONS, Permissions
+from dagster._core.workspace.permissions import EDITOR_PERMISSIONS, LOCATION_SCOPED_PERMISSIONS, Permissions
 from dagster_graphql.schema import create_schema
 
 from platform_services.access import identity
@@ -11,6 +14,7 @@ from platform_services.access.identity import Identity, IdentityError
 from platform_services.access.roles import LOCATION_PERMISSIONS, MUTATIONS, Role, Scope
 
 KEY = bytes(range(32))
+SECURITY_DOC = Path(__file__).resolve().parents[3] / "docs" / "security.md"
 
 
 def test_every_mutation_of_the_pinned_dagster_graphql_is_classified() -> None:
@@ -46,6 +50,33 @@ def test_each_role_holds_what_the_one_below_holds_and_more() -> None:
     }
     assert Permissions.UPDATE_SENSOR_CURSOR in editor and Permissions.WIPE_ASSETS in editor
     assert Permissions.EDIT_APP_MANAGED_COMPONENTS not in admin  # a Dagster+ feature, off in OSS
+
+
+def _documented_permissions() -> dict[tuple[Role, str], set[Permissions]]:
+    """docs/security.md's role table: per (role, "team" or "all"), the permissions it lists."""
+    section = SECURITY_DOC.read_text(encoding="utf-8").split("## Roles", 1)[1].split("\n## ", 1)[0]
+    documented: dict[tuple[Role, str], set[Permissions]] = {}
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) != 5 or not cells[0].startswith("`"):
+            continue
+        permissions = {Permissions(name) for name in re.findall(r"`(\w+)`", cells[0])}
+        for role, where in zip(Role, cells[1:], strict=True):
+            if where:
+                documented.setdefault((role, where), set()).update(permissions)
+    return documented
+
+
+def test_the_role_table_in_the_security_doc_is_what_the_roles_hold() -> None:
+    documented = _documented_permissions()
+    on_team = {role: documented.get((role, "team"), set()) for role in Role}
+    everywhere = documented.get((Role.ADMIN, "all"), set())
+
+    assert {role: frozenset(permissions) for role, permissions in on_team.items() if role is not Role.ADMIN} == {
+        role: LOCATION_PERMISSIONS[role] for role in Role if role is not Role.ADMIN
+    }
+    assert set(documented) <= {(Role.LAUNCHER, "team"), (Role.EDITOR, "team"), (Role.ADMIN, "all")}
+    assert everywhere == {Permissions(p) for p, on in EDITOR_PERMISSIONS.items() if on}
 
 
 def test_an_identity_holds_viewer_where_no_role_is_given_and_admin_everywhere() -> None:
