@@ -255,8 +255,13 @@ images: ## build every image and tag it for a registry: make images REGISTRY=<re
 
 # --- benchmarks (not part of `make test`; see bench/README.md) ------------------------
 .PHONY: bench
-bench: venv ## this stack against stock Dagster settings, interleaved: start-up, idle, runs, throughput, redeploy, scale (~45-60 min)
+bench: venv ## this stack against stock Dagster settings, interleaved: start-up, idle, runs, throughput, redeploy, scale, access (~50-65 min)
 	$(VENV)/bin/python -m bench.run $(BENCH_ARGS)
+	$(VENV)/bin/python -m bench.access
+
+.PHONY: bench-access
+bench-access: venv ## what the login and the per-team checks add to a GraphQL request and a run launch, against Dagster's own webserver (~5 min)
+	$(VENV)/bin/python -m bench.access
 
 .PHONY: bench-quick
 bench-quick: venv ## A/B subset of `make bench`: one start round, 12 throughput runs, 10x scale (~15-20 min)
