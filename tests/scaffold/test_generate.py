@@ -46,6 +46,7 @@ def test_every_output_is_a_file_of_the_repo() -> None:
         "deploy/kubernetes/manifests/gateway-config.yaml",
         "deploy/kubernetes/manifests/network-policies.yaml",
         "deploy/kubernetes/manifests/storage.yaml",
+        "deploy/workspace/workspace.yaml",
     }
 
 

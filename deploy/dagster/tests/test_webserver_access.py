@@ -218,3 +218,26 @@ def test_every_mutation_is_audited_allowed_or_refused(client: TestClient, caplog
     assert (refused["team"], refused["role"], refused["outcome"]) == ("beta", "viewer", "refused")
     assert refused["locations"] == ["beta_loc"] and "scheduleName=beta_schedule" in refused["targets"]
     assert (allowed["team"], allowed["role"], allowed["outcome"]) == ("alpha", "editor", "allowed")
+
+
+def _location_names(client: TestClient) -> list[str]:
+    query = "{ workspaceOrError { ... on Workspace { locationEntries { name } } } }"
+    return sorted(entry["name"] for entry in graphql(client, VIEWER, query)["workspaceOrError"]["locationEntries"])
+
+
+def _replace(path: Path, text: str) -> None:
+    partial = path.with_name(".workspace.yaml.partial")
+    partial.write_text(text)
+    partial.replace(path)  # as make generate writes it: a new file under the same name
+
+
+def test_a_changed_workspace_file_is_loaded_without_a_restart(client: TestClient, workspace: Path) -> None:
+    original = workspace.read_text()
+    entries = yaml.safe_load(original)["load_from"]
+    try:
+        _replace(workspace, yaml.safe_dump({"load_from": entries[:1]}))  # a location removed
+
+        wait_for(lambda: _location_names(client) == ["alpha_loc"] or None, timeout=20, what="beta_loc unlisted")
+    finally:
+        _replace(workspace, original)
+    wait_for(lambda: _location_names(client) == sorted(LOCATIONS) or None, timeout=20, what="beta_loc listed again")

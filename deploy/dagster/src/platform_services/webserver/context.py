@@ -10,6 +10,7 @@ Every check is recorded, for the audit log.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from instance_kit.workspace import read_teams
 from platform_services.access.identity import Identity
 from platform_services.access.roles import Role, location_permissions
 
+log = logging.getLogger("dagster.webserver")
+
 #: Where the identity middleware leaves the verified identity, in the ASGI scope.
 SCOPE_KEY = "dagster.identity"
 
@@ -40,21 +43,28 @@ class PermissionCheck:
     allowed: bool
 
 
+def file_stamp(path: Path) -> tuple[int, int, int] | None:
+    """What changes when a file is edited or replaced (inode, modification time, size); None if it is missing."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+
 class Teams:
     """Each location's team, from workspace.yaml, read again when the file changes."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
         self._lock = threading.Lock()
-        self._stamp: tuple[float, int] | None = None
+        self._stamp: tuple[int, int, int] | None = None
         self._teams: dict[str, str] = {}
 
     def get(self) -> Mapping[str, str]:
-        try:
-            stat = self._path.stat()
-        except OSError:
+        stamp = file_stamp(self._path)
+        if stamp is None:
             return self._teams  # keep the last list while the file is being replaced
-        stamp = (stat.st_mtime, stat.st_size)
         with self._lock:
             if stamp != self._stamp:
                 self._teams = read_teams(self._path)
@@ -117,11 +127,40 @@ class TeamRequestContext(WorkspaceRequestContext):
 
 
 class TeamProcessContext(WorkspaceProcessContext):
-    """The webserver's workspace, whose request contexts carry the request's identity and roles."""
+    """The webserver's workspace, whose request contexts carry the request's identity and roles.
 
-    def __init__(self, *args: Any, workspace_file: Path, **kwargs: Any) -> None:
+    A changed workspace.yaml (a location added or removed: make new-location, make remove-location)
+    is picked up within ``poll_seconds``, without a restart: Dagster re-reads the file and loads
+    each location's snapshot again (``refresh_workspace``: no code server is asked to reload).
+    The daemon does the same by itself every 60 s.
+    """
+
+    def __init__(self, *args: Any, workspace_file: Path, poll_seconds: float = 2.0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.teams = Teams(workspace_file)
+        self._workspace_file = workspace_file
+        self._stopped = threading.Event()
+        self._watcher = threading.Thread(
+            target=self._watch_workspace, args=(poll_seconds,), name="workspace-file-watch", daemon=True
+        )
+        self._watcher.start()
+
+    def _watch_workspace(self, poll_seconds: float) -> None:
+        stamp = file_stamp(self._workspace_file)
+        while not self._stopped.wait(poll_seconds):
+            current = file_stamp(self._workspace_file)
+            if current is None or current == stamp:
+                continue  # a missing file is a replacement in progress: keep the workspace as it is
+            stamp = current
+            log.info("%s changed: loading the workspace's code locations again", self._workspace_file)
+            try:
+                self.refresh_workspace()
+            except Exception:  # a broken file: Dagster shows its error per location; keep watching
+                log.exception("loading the changed workspace %s failed", self._workspace_file)
+
+    def __exit__(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
+        self._stopped.set()
+        super().__exit__(exception_type, exception_value, traceback)
 
     def create_request_context(self, source: object | None = None) -> WorkspaceRequestContext:
         scope = getattr(source, "scope", None)
