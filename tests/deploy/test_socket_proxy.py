@@ -2,7 +2,8 @@
 
 Real Docker, no mocks: the image is built and run hardened (read-only root, no capabilities,
 non-root user in the socket's group), and the real ``docker`` client talks to both grants:
-:2375 (dagster-daemon: DockerRunLauncher and run monitoring) and :2376 (webserver: terminate).
+:2375 (dagster-daemon: DockerRunLauncher and run monitoring), :2376 (webserver: terminate) and
+:2377 (location_networks: join the shared services to the locations' networks).
 Every container, network and volume it makes is named ``sockproxy-test-*`` / labelled
 ``sockproxy-test=1`` and removed through the raw socket afterwards.
 """
@@ -29,7 +30,7 @@ IMAGE = "sockproxy-test:latest"
 SOCKET = "/var/run/docker.sock"
 LOCAL_IMAGE = "python:3.11-slim-bookworm"
 LABEL = {"sockproxy-test": "1"}
-DAEMON_PORT, WEBSERVER_PORT = "2375/tcp", "2376/tcp"
+DAEMON_PORT, WEBSERVER_PORT, NETWORKS_PORT = "2375/tcp", "2376/tcp", "2377/tcp"
 # What dagster.yaml's run_launcher passes as container_kwargs to every run container.
 LAUNCHER_KWARGS: dict[str, Any] = {
     "auto_remove": True,
@@ -85,7 +86,7 @@ def proxy(raw: Any) -> Iterator[Any]:
         cap_add=["SETUID", "SETGID"],
         security_opt=["no-new-privileges"],
         volumes={SOCKET: {"bind": SOCKET, "mode": "ro"}},
-        ports={DAEMON_PORT: ("127.0.0.1", None), WEBSERVER_PORT: ("127.0.0.1", None)},
+        ports={port: ("127.0.0.1", None) for port in (DAEMON_PORT, WEBSERVER_PORT, NETWORKS_PORT)},
         # The image's own health command, checked every second instead of every 10 s.
         healthcheck={"interval": 1_000_000_000, "start_period": 1_000_000_000},
     )
@@ -118,6 +119,14 @@ def daemon_client(proxy: Any) -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def webserver_client(proxy: Any) -> Iterator[Any]:
     client = docker.DockerClient(base_url=f"tcp://127.0.0.1:{_port(proxy, WEBSERVER_PORT)}", timeout=30)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def networks_client(proxy: Any) -> Iterator[Any]:
+    """As platform_services.networks makes it: from_env."""
+    client = docker.client.from_env(environment={"DOCKER_HOST": f"tcp://127.0.0.1:{_port(proxy, NETWORKS_PORT)}"})
     yield client
     client.close()
 
@@ -245,6 +254,19 @@ def test_webserver_grant_terminates_a_run(webserver_client: Any, raw: Any) -> No
         assert c.status == "exited"
 
 
+def test_networks_grant_lists_containers_and_joins_one_to_a_network(networks_client: Any, raw: Any) -> None:
+    """platform_services.networks: list the stack's containers, then connect one with an alias."""
+    container = _running(raw)
+    network = raw.networks.create(_name("net"), labels=LABEL)
+    listed = networks_client.containers.list(sparse=True, filters={"label": "sockproxy-test=1"})
+    assert container.id in {c.id for c in listed}
+
+    networks_client.networks.get(network.id).connect(container.id, aliases=["shared"])
+
+    container.reload()
+    assert container.attrs["NetworkSettings"]["Networks"][network.name]["Aliases"][:1] == ["shared"]
+
+
 def _raw_call(method: str, path: str, **kwargs: Any) -> Callable[[Any, str], object]:
     """An endpoint docker-py has no (non-streaming) helper for; raises APIError on 4xx."""
 
@@ -317,6 +339,21 @@ def _assert_refused(client: Any, call: Callable[[Any, str], object], container_i
 @pytest.mark.parametrize("case", sorted(REFUSED_EVERYWHERE))
 def test_daemon_grant_refuses(daemon_client: Any, target: Any, case: str) -> None:
     _assert_refused(daemon_client, REFUSED_EVERYWHERE[case], target.id)
+
+
+# Allowed on the daemon grant, refused on the networks grant: it creates, starts and stops nothing.
+NOT_ON_NETWORKS = {
+    "containers.inspect": lambda c, cid: c.api.inspect_container(cid),
+    "containers.stop": lambda c, cid: c.api.stop(cid, timeout=1),
+    **{
+        name: call for name, call in DAEMON_ONLY.items() if name.startswith("containers.") and name != "containers.list"
+    },
+}
+
+
+@pytest.mark.parametrize("case", sorted({**REFUSED_EVERYWHERE, **NOT_ON_NETWORKS}))
+def test_networks_grant_refuses(networks_client: Any, target: Any, case: str) -> None:
+    _assert_refused(networks_client, {**REFUSED_EVERYWHERE, **NOT_ON_NETWORKS}[case], target.id)
 
 
 @pytest.mark.parametrize("case", sorted({**REFUSED_EVERYWHERE, **DAEMON_ONLY}))

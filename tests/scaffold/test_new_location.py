@@ -32,6 +32,7 @@ FOLDER = f"code_locations/{NAME}"
 #: of locations, and the files `make generate` derives from it that name each location.
 EDITED = (
     "workspace.yaml",
+    "deploy/workspace/workspace.yaml",
     "docker-compose.yml",
     "deploy/kubernetes/values.yaml",
     "deploy/kubernetes/manifests/network-policies.yaml",
@@ -196,10 +197,11 @@ def test_compose_runs_the_location_as_its_own_code_server(compose_config: dict[s
     assert environment["SCHEDULE_TIMEZONE"] == "UTC"
     assert service["depends_on"] == pattern["depends_on"]  # like the existing locations: after Postgres is healthy
     assert service["volumes"] == pattern["volumes"]  # the instance config, read-only
-    # Its own network, which the shared services join and no other location does.
+    # Its own network, which no other location joins; the shared services join it at run time,
+    # so that their configs stay as they were (location_networks).
     assert set(service["networks"]) == {NAME} and NAME in compose_config["networks"]
     for hub in ("postgres", "sample_api", "webserver", "daemon", "metrics"):
-        assert NAME in services[hub]["networks"], hub
+        assert NAME not in services[hub]["networks"], hub
     assert NAME not in services["modular_assets"]["networks"]
     # Its own IO volume, which the storage janitor sweeps.
     assert NAME in compose_config["volumes"]

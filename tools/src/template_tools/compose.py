@@ -6,8 +6,8 @@ The file is written by hand except these regions (``# >>> generated: <name>``), 
 * ``settings``: the header's list of variables, with their defaults;
 * ``x-locations``: one entry per location, which names its network and its IO volume
   (the shared services merge it into their networks, the file into its volumes);
-* ``code-locations``: one code server per location, merging ``*code-location``; a
-  location with its own entry in the hand-written ``x-location-env`` map (variables the
+* ``code-locations``: one code server per location, merging ``*code-location``, with its
+  release env file (instance_kit.releases); a location with its own entry in the hand-written ``x-location-env`` map (variables the
   platform gives that location alone) merges that too;
 * ``janitor-mounts``: each location's IO volume in the storage janitor, which sweeps it.
 """
@@ -27,7 +27,7 @@ from template_tools.regions import replace_region
 COMPOSE = settings.COMPOSE
 LOCATION_ENV = "x-location-env"
 #: The platform's own networks: a location's network (named like it) must not take their name.
-PLATFORM_NETWORKS = frozenset({"control", "docker_api", "ui", "monitoring", "alerting", "default"})
+PLATFORM_NETWORKS = frozenset({"control", "docker_api", "ui", "monitoring", "alerting", "sample_api", "default"})
 
 
 def location_env_anchors(text: str) -> set[str]:
@@ -56,9 +56,11 @@ def code_location_service(location: CodeLocation, *, own_env: bool) -> str:
         "    <<: *code-location-build\n"
         f"    args: {{<<: *build-args, LOCATION: {name}}}\n"
         f"  networks: [{name}]\n"
+        "  # Which release it runs (make deploy / make rollback / make up write it; instance_kit.releases).\n"
+        f'  env_file: [{{path: "./releases/${{COMPOSE_PROJECT_NAME}}/{name}.env", required: false}}]\n'
         "  environment:\n"
         f"    <<: {environment}\n"
-        f"    DAGSTER_CURRENT_IMAGE: *{name}-image\n"
+        f"    DAGSTER_LOCATION_IMAGE: *{name}-image\n"
         f"    SCHEDULE_CRON: ${{{location.env_prefix}_SCHEDULE_CRON:-${{SCHEDULE_CRON:-0 6 * * *}}}}\n"
     )
 

@@ -36,3 +36,11 @@ def read_teams(locations_file: str | Path) -> dict[str, str]:
         if isinstance(team, str) and team:
             teams[str(server["location_name"])] = team
     return teams
+
+
+def read_hosts(locations_file: str | Path) -> dict[str, str]:
+    """Each gRPC location's server host (``host``, by default the location's name)."""
+    return {
+        str(server["location_name"]): str(server.get("host") or server["location_name"])
+        for server in _servers(locations_file)
+    }
