@@ -23,6 +23,21 @@ if [ -z "${DAGSTER_PG_PASSWORD:-}" ]; then
   exit 78
 fi
 
+# A code server reports its image to the runs it plans (they start from it). Its release's tag
+# when the release env file (make deploy / make up) names this very image's content id: that tag
+# exists and never moves. Otherwise the location's own tag, as compose builds it.
+if [ -n "${DAGSTER_LOCATION_IMAGE:-}" ]; then
+  release=$(cat "${DAGSTER_RELEASE_ID_FILE:-/opt/dagster/release-id}" 2>/dev/null || true)
+  if [ -n "$release" ] && [ "${DAGSTER_RELEASE:-}" = "$release" ]; then
+    export DAGSTER_CURRENT_IMAGE="${DAGSTER_LOCATION_IMAGE%:*}:$release"
+  else
+    export DAGSTER_CURRENT_IMAGE="$DAGSTER_LOCATION_IMAGE"
+    if [ -n "${DAGSTER_RELEASE:-}" ]; then
+      echo "dagster: this image (release ${release:-unknown}) is not the recorded release ${DAGSTER_RELEASE}: it was built without make; runs use ${DAGSTER_LOCATION_IMAGE}. make deploy LOCATION=${DAGSTER_LOCATION_NAME:-<name>} records it." >&2
+    fi
+  fi
+fi
+
 # A service that hangs is killed and restarted by Docker (platform_services.watchdog); runs have no watchdog.
 if [ -n "${DAGSTER_WATCHDOG:-}" ]; then
   python -m platform_services.watchdog "$DAGSTER_WATCHDOG" "$$" &

@@ -34,6 +34,7 @@ from dagster._core.workspace.load_target import WorkspaceFileTarget
 from dagster._daemon.run_coordinator import QueuedRunCoordinatorDaemon
 from dagster_docker.container_context import DockerContainerContext
 
+from instance_kit import releases
 from instance_kit.launcher import PolicyDockerRunLauncher
 from instance_kit.policy import LaunchPolicy, VolumeGrant
 from instance_kit.workspace import read_locations
@@ -440,6 +441,7 @@ def instance(
         "env_vars": ["DAGSTER_PG_HOST=postgres"],
         "image_template": f"launcher-test-{{location}}:{uid}",
         "locations_file": str(tmp_path / "workspace.yaml"),
+        "releases_dir": str(tmp_path / "releases"),
         "networks": [f"launcher-test-{{location}}-{uid}"],
         "volumes": [
             {"name": grants.volume, "bind": "/opt/dagster/storage"},
@@ -578,6 +580,50 @@ def test_a_run_with_a_foreign_image_is_refused(
     message = refusal(instance, docker_client, uid, run)
     assert f"image '{BASE_IMAGE}' (code location 'simple_ops' runs only '{run_image}')" in message
     assert f"container_image '{BASE_IMAGE}' (code location 'simple_ops' serves '{run_image}')" in message
+
+
+@pytest.mark.docker
+def test_a_run_queued_before_a_deploy_starts_from_the_release_it_was_planned_with(
+    instance: dg.DagsterInstance,
+    workspace: BaseWorkspaceRequestContext,
+    docker_client: docker.DockerClient,
+    run_image: str,
+    uid: str,
+    tmp_path: Path,
+) -> None:
+    # Planned by the previous release's server; the location now serves run_image.
+    previous = f"launcher-test-simple_ops:previous-{uid}"
+    docker_client.images.get(run_image).tag(previous)
+    record = releases.LocationReleases("simple_ops", [releases.Release(f"previous-{uid}", "2026-12-01T00:00:00Z")])
+    releases.write(tmp_path / "releases", record)
+    remote, code = genuine_origins(workspace, "simple_ops", "a_job")
+    try:
+        run = stored_run(instance, remote, forged(code, container_image=previous))
+        launch(instance, run, workspace)
+
+        [container] = containers_of(docker_client, uid)
+        assert container.attrs["Config"]["Image"] == previous
+    finally:
+        docker_client.images.remove(previous)
+
+
+@pytest.mark.docker
+def test_another_locations_release_is_refused(
+    instance: dg.DagsterInstance,
+    workspace: BaseWorkspaceRequestContext,
+    docker_client: docker.DockerClient,
+    uid: str,
+    tmp_path: Path,
+) -> None:
+    record = releases.LocationReleases("modular_assets", [releases.Release(f"theirs-{uid}", "2026-12-01T00:00:00Z")])
+    releases.write(tmp_path / "releases", record)
+    remote, code = genuine_origins(workspace, "simple_ops", "a_job")
+    theirs = f"launcher-test-modular_assets:theirs-{uid}"
+    run = stored_run(instance, remote, forged(code, container_image=theirs))
+    launch(instance, run, workspace)
+
+    message = refusal(instance, docker_client, uid, run)
+    assert f"image '{theirs}' (code location 'simple_ops' runs only" in message
 
 
 @pytest.mark.docker

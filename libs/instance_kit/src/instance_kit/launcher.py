@@ -8,8 +8,9 @@ mount of ``/var/run/docker.sock``, another location's image or network, and get
 it. :class:`PolicyDockerRunLauncher` decides in the daemon instead:
 
 * a run starts only from its own code location's image (``image_template`` with
-  ``{location}``), and only if that location is registered in ``locations_file``
-  (the deployment's ``workspace.yaml``);
+  ``{location}``, or the same repository at one of the location's recorded releases in
+  ``releases_dir``: instance_kit.releases), and only if that location is registered in
+  ``locations_file`` (the deployment's ``workspace.yaml``);
 * every container gets the platform's user, ``cap_drop: [ALL]``,
   ``no-new-privileges``, a read-only root filesystem, the granted named volumes
   and networks, ``mem_limit``, ``pids_limit`` and labels;
@@ -41,6 +42,7 @@ Configure it in ``dagster.yaml`` in place of ``dagster_docker.DockerRunLauncher`
         env_vars: [DAGSTER_PG_HOST, ...]          # the platform's, as before
         image_template: {env: DAGSTER_RUN_IMAGE_TEMPLATE}  # "myproject-{location}:local"
         locations_file: /opt/dagster/dagster_home/workspace.yaml
+        releases_dir: {env: DAGSTER_RELEASES_DIR}     # optional: the releases of make deploy
         networks: ["{location}_net"]              # or [{env: ...}]
         volumes:
           - {name: {env: DAGSTER_STORAGE_VOLUME}, bind: /opt/dagster/storage, mode: rw}
@@ -74,6 +76,7 @@ from dagster_docker.utils import DOCKER_CONFIG_SCHEMA
 
 from instance_kit.origin import origin_violations, run_location
 from instance_kit.policy import DEFAULT_USER, LaunchPolicy, VolumeGrant
+from instance_kit.releases import ReleaseError, release_tags
 from instance_kit.workspace import read_locations
 
 if TYPE_CHECKING:
@@ -102,6 +105,11 @@ POLICY_CONFIG_SCHEMA = merge_dicts(
             dg.StringSource,
             default_value=DEFAULT_LOCATIONS_FILE,
             description="workspace.yaml whose load_from location names are the registered locations.",
+        ),
+        "releases_dir": dg.Field(
+            dg.StringSource,
+            is_required=False,
+            description="The folder of the locations' release records (instance_kit.releases), read per launch.",
         ),
         "user": dg.Field(dg.StringSource, default_value=DEFAULT_USER, description="Non-root uid:gid of runs."),
         "volumes": dg.Field(
@@ -146,10 +154,12 @@ class PolicyDockerRunLauncher(DockerRunLauncher):
         volumes: Sequence[Mapping[str, str]] | None = None,
         labels: Mapping[str, str] | None = None,
         max_runtime_seconds: int = 0,
+        releases_dir: str | None = None,
         **docker_config: Any,
     ) -> None:
         super().__init__(inst_data=inst_data, **docker_config)
         self.locations_file = locations_file
+        self.releases_dir = releases_dir
         self.max_runtime_seconds = max_runtime_seconds
         self.policy = LaunchPolicy(
             image_template=image_template,
@@ -212,7 +222,9 @@ class PolicyDockerRunLauncher(DockerRunLauncher):
         if self.max_runtime_seconds > 0 and MAX_RUNTIME_SECONDS_TAG not in run.tags:
             # Run monitoring reads the tag from storage on every check: the platform's default limit.
             self._instance.add_run_tags(run.run_id, {MAX_RUNTIME_SECONDS_TAG: str(self.max_runtime_seconds)})
-        super()._launch_container_with_command(run, self.policy.image_for(location or ""), list(command))
+        # The run's own image (a recorded release of its location, checked above), else the location's.
+        image = docker_image or self.policy.image_for(location or "")
+        super()._launch_container_with_command(run, image, list(command))
 
     def violations(
         self,
@@ -227,10 +239,15 @@ class PolicyDockerRunLauncher(DockerRunLauncher):
         registered location is not loaded (see :func:`origin_violations`).
         """
         try:
-            # Read per launch, so a location added to workspace.yaml needs no daemon restart.
-            policy = dataclasses.replace(self.policy, locations=read_locations(self.locations_file))
+            # Read per launch, so a location added to workspace.yaml, or a release deployed, needs no restart.
+            locations = read_locations(self.locations_file)
         except (OSError, yaml.YAMLError, AttributeError) as error:
             return [f"the registered code locations cannot be read from {self.locations_file}: {error}"]
+        try:
+            tags = release_tags(self.releases_dir, locations)
+        except ReleaseError as error:
+            return [f"the recorded releases cannot be read: {error}"]
+        policy = dataclasses.replace(self.policy, locations=locations, release_tags=tags)
         try:
             requested = DockerContainerContext.create_for_run(run, None)
         except DagsterInvalidConfigError as error:
@@ -242,7 +259,7 @@ class PolicyDockerRunLauncher(DockerRunLauncher):
             violations += [v for v in policy.check_image(tagged_image, location) if v not in violations]
         if location in policy.locations:  # an unregistered one is refused above
             try:
-                violations += origin_violations(workspace, run)
+                violations += origin_violations(workspace, run, policy.allowed_images(location))
             except DagsterUserCodeUnreachableError:
                 if not violations:
                     raise

@@ -7,6 +7,7 @@ server by its network name, so what a loaded location reports is the reference.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
@@ -25,8 +26,14 @@ def run_location(run: dg.DagsterRun) -> str | None:
     return run.remote_job_origin.location_name if run.remote_job_origin else None
 
 
-def origin_violations(workspace: BaseWorkspaceRequestContext | None, run: dg.DagsterRun) -> list[str]:
+def origin_violations(
+    workspace: BaseWorkspaceRequestContext | None, run: dg.DagsterRun, release_images: Collection[str] = ()
+) -> list[str]:
     """What the stored run claims about its code that its code location's own server does not serve.
+
+    ``release_images`` are the location's recorded releases (the launch policy's): a run queued
+    before a deploy names the image of the release it was planned with, which may differ from
+    the one the location serves now.
 
     Raises ``DagsterUserCodeUnreachableError`` when the location is not loaded: the queued run
     coordinator daemon re-queues a run on that error (``run_queue.max_user_code_failure_retries``
@@ -56,6 +63,8 @@ def origin_violations(workspace: BaseWorkspaceRequestContext | None, run: dg.Dag
     genuine = repository.get_python_origin()
     for field in ORIGIN_FIELDS:
         claimed, served = getattr(code.repository_origin, field), getattr(genuine, field)
+        if field == "container_image" and claimed in release_images and served in release_images:
+            continue
         if not _same(claimed, served):
             violations.append(f"{field} {claimed!r} (code location {location!r} serves {served!r})")
     owner = _serving_location(workspace, code.repository_origin) if violations else None

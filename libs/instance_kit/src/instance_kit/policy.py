@@ -56,6 +56,9 @@ class LaunchPolicy:
     mem_limit: str | int
     pids_limit: int
     locations: frozenset[str] = frozenset()
+    #: Per location, the tags of its recorded releases (instance_kit.releases): a run may start
+    #: from any of them, e.g. one queued before a deploy, with the code it was queued with.
+    release_tags: Mapping[str, frozenset[str]] = dataclasses.field(default_factory=dict)
     user: str = DEFAULT_USER
     networks: tuple[str, ...] = ()
     volumes: Mapping[str, VolumeGrant] = dataclasses.field(default_factory=dict)
@@ -85,6 +88,12 @@ class LaunchPolicy:
     def image_for(self, location: str) -> str:
         return self.image_template.replace(LOCATION_PLACEHOLDER, location)
 
+    def allowed_images(self, location: str) -> list[str]:
+        """The location's image (``image_template``), and the same repository at each recorded release."""
+        image = self.image_for(location)
+        repository = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
+        return [image, *(f"{repository}:{tag}" for tag in sorted(self.release_tags.get(location, ())))]
+
     def networks_for(self, location: str) -> list[str]:
         return [network.replace(LOCATION_PLACEHOLDER, location) for network in self.networks]
 
@@ -98,9 +107,10 @@ class LaunchPolicy:
         if location not in self.locations:
             registered = ", ".join(sorted(self.locations)) or "none"
             return [f"code location {location!r} is not registered (registered: {registered})"]
-        allowed = self.image_for(location)
-        if image is not None and image != allowed:
-            return [f"image {image!r} (code location {location!r} runs only {allowed!r})"]
+        allowed = self.allowed_images(location)
+        if image is not None and image not in allowed:
+            releases = f" or one of its {len(allowed) - 1} recorded releases" if len(allowed) > 1 else ""
+            return [f"image {image!r} (code location {location!r} runs only {allowed[0]!r}{releases})"]
         return []
 
     def check(
