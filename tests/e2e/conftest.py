@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from template_tools.locations import ROOT
+from template_tools.scaffolding import copy_repo
 from testkit.oidc import IdentityProvider, docker_host_address, run_provider
 from testkit.stack import Stack, free_port
 
@@ -62,7 +63,15 @@ def stack(request: pytest.FixtureRequest, identity_provider: IdentityProvider) -
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     (workdir / "idp-port").write_text(identity_provider.url.rsplit(":", 1)[1])
-    stack = Stack(project=os.environ.get("E2E_PROJECT", "dagster-e2e"), workdir=workdir, overrides=(E2E_COMPOSE,))
+    # From a copy of the checkout: a test may change the stack's files as a team would (add a
+    # location), and an edit in the checkout while the suite runs changes nothing under test.
+    root = copy_repo(workdir / "repo")
+    stack = Stack(
+        project=os.environ.get("E2E_PROJECT", "dagster-e2e"),
+        workdir=workdir,
+        root=root,
+        overrides=(root / E2E_COMPOSE.relative_to(ROOT),),
+    )
     stack.write_env(
         {
             "OIDC_ISSUER_URL": identity_provider.url,

@@ -14,6 +14,8 @@ in its ListRepositories reply.
 from __future__ import annotations
 
 import json
+import os
+import sys
 
 DEFAULT_TIMEOUT_SECONDS = 4.0
 #: Docker keeps 4 KiB of a health check's output; the error's first line says what failed.
@@ -73,3 +75,33 @@ def _load_error(reply: bytes) -> str:
     except (IndexError, KeyError, TypeError, ValueError):
         return "see the container's log or the UI"
     return first_line if len(first_line) <= MAX_ERROR_CHARS else first_line[: MAX_ERROR_CHARS - 3] + "..."
+
+
+def shutdown_server(port: int, host: str = "127.0.0.1", timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
+    """Ask the server to drain: it stops accepting calls at once, lets the ones in flight finish
+    (Dagster's DAGSTER_GRPC_SHUTDOWN_GRACE_PERIOD), then exits. `make deploy` retires a release so:
+    a client that still resolves its address is refused and connects to the new release instead."""
+    import grpc
+
+    with grpc.insecure_channel(f"{host}:{port}") as channel:
+        shutdown = channel.unary_unary(
+            "/api.DagsterApi/ShutdownServer", request_serializer=lambda _: b"", response_deserializer=lambda raw: raw
+        )
+        shutdown(None, timeout=timeout)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 2 or argv[1] not in ("check", "shutdown"):
+        print("usage: python -m platform_services.grpc_probe check|shutdown [PORT]", file=sys.stderr)
+        return 2
+    port = int(argv[2]) if len(argv) > 2 else int(os.environ.get("DAGSTER_GRPC_PORT", "4000"))
+    if argv[1] == "shutdown":
+        shutdown_server(port)
+        return 0
+    problem = check_code_server(port)
+    print(problem or "ok")
+    return 1 if problem else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
