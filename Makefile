@@ -23,6 +23,8 @@ UP_TIMEOUT ?= 300
 DEV_API_PORT ?= 8090
 # The stack's one-shot init service: secrets, UI users, where the UI is.
 INIT := $(COMPOSE) run --rm --no-deps -T init
+# Releases of one code location: build, test, switch without a gap (template_tools.deploy).
+DEPLOY := $(VENV)/bin/python -m template_tools.deploy
 
 .PHONY: help
 help: ## list the targets
@@ -51,8 +53,11 @@ env: ## create .env from .env.example, to edit settings (optional; never overwri
 	else cp .env.example .env && echo "make env: created .env; every setting in it is optional"; fi
 
 .PHONY: up
-up: ## build and start the stack; return when every service is healthy, and print the login
-	@$(COMPOSE) up --detach --build --remove-orphans --wait --wait-timeout $(UP_TIMEOUT) || { \
+up: venv ## build and start the stack; return when every service is healthy, and print the login
+	@$(COMPOSE) build
+	@# Each location's image is recorded as its live release (releases/; make deploy, make rollback).
+	@$(DEPLOY) record
+	@$(COMPOSE) up --detach --remove-orphans --wait --wait-timeout $(UP_TIMEOUT) || { \
 	  $(COMPOSE) ps --all; $(COMPOSE) logs --tail=40; \
 	  echo "make up: the stack did not become healthy (see the logs above)" >&2; exit 1; }
 	@$(INIT) access
@@ -227,6 +232,27 @@ check: venv ## validate every location's definitions (workspace.yaml) with Dagst
 	$(VENV)/bin/python -m template_tools.check
 
 # Both edit workspace.yaml, the one list, and write what derives from it (`make generate`).
+# --- one team's code location ------------------------------------------------------
+.PHONY: deploy
+deploy: venv ## test, build and switch one location to its new release without a gap: make deploy LOCATION=x [TEST=0]
+	@test -n "$(LOCATION)" || { echo "usage: make deploy LOCATION=<location> [TEST=0]" >&2; exit 2; }
+	@$(DEPLOY) deploy $(LOCATION) $(if $(filter 0,$(TEST)),--no-test)
+
+.PHONY: rollback
+rollback: venv ## back to the location's previous release, without a rebuild: make rollback LOCATION=x [TO=<release>]
+	@test -n "$(LOCATION)" || { echo "usage: make rollback LOCATION=<location> [TO=<release>]" >&2; exit 2; }
+	@$(DEPLOY) rollback $(LOCATION) $(if $(TO),--to $(TO))
+
+.PHONY: releases
+releases: venv ## a location's releases: when, by whom, which is live: make releases LOCATION=x
+	@test -n "$(LOCATION)" || { echo "usage: make releases LOCATION=<location>" >&2; exit 2; }
+	@$(DEPLOY) releases $(LOCATION)
+
+.PHONY: test-location
+test-location: venv ## one location's own tests (what make deploy runs): make test-location LOCATION=x
+	@test -n "$(LOCATION)" || { echo "usage: make test-location LOCATION=<location>" >&2; exit 2; }
+	$(VENV)/bin/pytest -q code_locations/$(LOCATION)
+
 .PHONY: new-location
 new-location: venv ## add a team's code location: make new-location NAME=billing_reports [TEAM=billing]
 	@test -n "$(NAME)" || { echo "usage: make new-location NAME=<snake_case> [TEAM=<team>]" >&2; exit 2; }
@@ -238,6 +264,7 @@ remove-location: venv ## remove a team's code location (its run history is kept)
 	@test -n "$(NAME)" || { echo "usage: make remove-location NAME=<location>" >&2; exit 2; }
 	$(VENV)/bin/python -m template_tools.remove_location "$(NAME)"
 	$(UV) lock
+	@$(DEPLOY) retire "$(NAME)"
 
 # --- Kubernetes (docs/kubernetes.md) ----------------------------------------------------
 
@@ -255,9 +282,14 @@ images: ## build every image and tag it for a registry: make images REGISTRY=<re
 
 # --- benchmarks (not part of `make test`; see bench/README.md) ------------------------
 .PHONY: bench
-bench: venv ## this stack against stock Dagster settings, interleaved: start-up, idle, runs, throughput, redeploy, scale, access (~50-65 min)
+bench: venv ## this stack against stock Dagster settings, interleaved: start-up, idle, runs, throughput, redeploy, scale, access, deploys (~65-80 min)
 	$(VENV)/bin/python -m bench.run $(BENCH_ARGS)
 	$(VENV)/bin/python -m bench.access
+	$(VENV)/bin/python -m bench.deploys
+
+.PHONY: bench-deploys
+bench-deploys: venv ## make deploy and rollback against a recreate, under load; adding a location (~15 min)
+	$(VENV)/bin/python -m bench.deploys
 
 .PHONY: bench-access
 bench-access: venv ## what the login and the per-team checks add to a GraphQL request and a run launch, against Dagster's own webserver (~5 min)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from template_tools import generate
 from template_tools.locations import ROOT, location_names, read_locations
@@ -94,7 +95,7 @@ def test_the_command_creates_a_complete_location_and_prints_the_next_steps(scaff
     assert {"dagster", "instance-kit", "dagster-docker", "platform-kit"} <= set(project["project"]["dependencies"])
     assert project["tool"]["dagster"] == {"module_name": f"{NAME}.definitions", "code_location_name": NAME}
     assert project["tool"]["dg"]["project"]["code_location_target_module"] == f"{NAME}.definitions"
-    for step in ("make test", "make up", f"docker compose build {NAME}"):
+    for step in (f"make test-location LOCATION={NAME}", f"make deploy LOCATION={NAME}", "no other team"):
         assert step in scaffold.result.stdout
 
 
@@ -176,7 +177,7 @@ def compose_config(scaffold: Scaffold, tmp_path_factory: pytest.TempPathFactory)
 
 
 @pytest.mark.docker
-def test_compose_runs_the_location_as_its_own_code_server(compose_config: dict[str, Any]) -> None:
+def test_compose_runs_the_location_as_its_own_code_server(compose_config: dict[str, Any], scaffold: Scaffold) -> None:
     services = compose_config["services"]
     service, pattern = services[NAME], services["modular_assets"]
     image = f"scaffold-{NAME}:local"
@@ -188,7 +189,10 @@ def test_compose_runs_the_location_as_its_own_code_server(compose_config: dict[s
     assert service["read_only"] is True and service["cap_drop"] == ["ALL"]
     assert "ports" not in service
     environment = service["environment"]
-    assert environment["DAGSTER_CURRENT_IMAGE"] == image  # runs are launched in the location's own image
+    # Runs are launched in the location's own image (at its live release: the entry point, the env file).
+    assert environment["DAGSTER_LOCATION_IMAGE"] == image
+    written = yaml.safe_load((scaffold.root / "docker-compose.yml").read_text())["services"][NAME]
+    assert written["env_file"] == [{"path": f"./releases/${{COMPOSE_PROJECT_NAME}}/{NAME}.env", "required": False}]
     assert environment["DAGSTER_CONTAINER_CONTEXT"] == pattern["environment"]["DAGSTER_CONTAINER_CONTEXT"]
     assert environment["DAGSTER_PG_HOST"] == "postgres"
     assert environment["SOURCE_API_URL"] == "http://sample_api:8080"

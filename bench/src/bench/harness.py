@@ -40,12 +40,6 @@ SENSORS_QUERY = """
     name location { name } sensors { id name sensorState { status } }
 } } } }
 """
-TICKS_QUERY = """
-query ($since: Float) { repositoriesOrError { ... on RepositoryConnection { nodes {
-    sensors { name sensorState { ticks(afterTimestamp: $since, statuses: [FAILURE]) { status error { message } } } }
-    schedules { name scheduleState { ticks(afterTimestamp: $since, statuses: [FAILURE]) { status error { message } } } }
-} } } }
-"""
 STOP_SCHEDULE = "mutation ($id: String) { stopRunningSchedule(id: $id) { __typename } }"
 
 _MEMORY_UNITS = {
@@ -262,17 +256,6 @@ class BenchStack(Stack):
             else:
                 self.graphql(STOP_SENSOR, {"id": sensor_id})
         return [name for _, name, _, _ in sensors]
-
-    def failed_ticks(self, since: float) -> list[str]:
-        """Sensor and schedule ticks that failed after ``since`` (epoch seconds): "<name>: <error>"."""
-        failed = []
-        for repository in self.graphql(TICKS_QUERY, {"since": since})["repositoriesOrError"]["nodes"]:
-            for kind, state in (("sensors", "sensorState"), ("schedules", "scheduleState")):
-                for instigator in repository[kind]:
-                    for tick in instigator[state]["ticks"]:
-                        message = (tick["error"] or {}).get("message", "").strip().splitlines()
-                        failed.append(f"{instigator['name']}: {message[0] if message else tick['status']}")
-        return failed
 
     # --- Docker measurements ---------------------------------------------------------
     def container_ids(self) -> dict[str, str]:

@@ -4,6 +4,7 @@
     python -m template_tools.deploy rollback LOCATION [--to TAG]   # back to the previous release
     python -m template_tools.deploy releases LOCATION              # what was deployed, when, by whom
     python -m template_tools.deploy record                         # make up: record what it built
+    python -m template_tools.deploy retire LOCATION                # make remove-location: stop its servers
 
 Options for another stack than this checkout's: --root, --project, --env-file, -f (as docker
 compose takes them).
@@ -120,12 +121,16 @@ class Compose:
             f"label=com.docker.compose.project={self.name}",
             "--filter",
             f"label=com.docker.compose.service={location}",
+            # Containers compose made (its own and `run`'s): run containers carry the image's
+            # project and service labels too, but not this one.
+            "--filter",
+            "label=com.docker.compose.oneoff",
             "--format",
-            '{{.ID}} {{.Names}} {{.State}} {{.Label "com.docker.compose.oneoff"}}',
+            '{{.ID}}|{{.Names}}|{{.State}}|{{.Label "com.docker.compose.oneoff"}}',
         )
         found = []
         for line in out.splitlines():
-            cid, name, state, oneoff = line.split()
+            cid, name, state, oneoff = line.split("|")
             found.append(Container(cid, name, state, oneoff == "True"))
         return found
 
@@ -478,6 +483,30 @@ def list_releases(compose: Compose, name: str) -> int:
     return 0
 
 
+def retire(compose: Compose, name: str) -> int:
+    """After remove-location: stop the location's servers and take the shared services off its network.
+
+    Its IO volume, release record and run history stay. Nothing else restarts.
+    """
+    containers = compose.containers(name)
+    for container in containers:
+        drain(container)
+    net = network(compose, name)
+    removed = False
+    if docker("network", "inspect", "--format", "{{.Name}}", net, check=False).strip():
+        attached = docker("network", "inspect", "--format", "{{range $id, $c := .Containers}}{{$id}} {{end}}", net)
+        for container_id in attached.split():  # the shared services location_networks joined to it
+            docker("network", "disconnect", "--force", net, container_id, check=False)
+        docker("network", "rm", net)
+        removed = True
+    if containers or removed:
+        print(
+            f"retire: stopped {len(containers)} server(s) of {name}"
+            + (f"; removed its network {net}" if removed else "")
+        )
+    return 0
+
+
 def record_builds(compose: Compose) -> int:
     """`make up`, after its build: each location's built image is its live release (the classic recreate)."""
     by = getpass.getuser()
@@ -499,7 +528,7 @@ def record_builds(compose: Compose) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="template_tools.deploy", description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("command", choices=["deploy", "rollback", "releases", "record"])
+    parser.add_argument("command", choices=["deploy", "rollback", "releases", "record", "retire"])
     parser.add_argument("location", nargs="?")
     parser.add_argument("--to", help="rollback: the release to return to (default: the previous one)")
     parser.add_argument("--no-test", action="store_true", help="deploy: skip the location's tests (CI ran them)")
@@ -518,6 +547,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return deploy(compose, args.location, run_tests=not args.no_test)
         if args.command == "rollback":
             return rollback(compose, args.location, args.to)
+        if args.command == "retire":
+            return retire(compose, args.location)
         return list_releases(compose, args.location)
     except (DeployError, releases.ReleaseError) as error:
         print(f"{args.command}: {error}", file=sys.stderr)

@@ -217,9 +217,9 @@ def next_steps(location: Location, changes: Sequence[Change]) -> str:
             *(f"  ~ {path}" for path in edited),
             "",
             "Next steps (`make new-location` already ran `make lock`):",
-            "  make test   # install it into .venv, then run every test (the new ones included)",
-            "  make up     # build its image and start its code server; webserver and daemon reload the workspace",
-            f"Later deploys of this location alone: docker compose build {name} && docker compose up -d {name}",
+            f"  make test-location LOCATION={name}   # its own tests",
+            f"  make deploy LOCATION={name}          # build, test and start it; no other team's service restarts",
+            f"Every later deploy of it is the same command; make rollback LOCATION={name} returns to the one before.",
             f"Then replace the example assets in {location.folder}/src/{name}/assets.py. See {GUIDE}.",
         ]
     )

@@ -70,8 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"  - code_locations/{args.name}/" + ("" if folder else " (was already gone)"))
     print("Kept: its run history, asset materializations and schedule/sensor state in Postgres, and its exports.")
     print(
-        "Next: `make up` (stops its code server; webserver and daemon reload the workspace); "
-        f"its image can go with `docker image rm <project>-{args.name}:local`."
+        "The webserver and the daemon drop it from the workspace by themselves; `make remove-location` then "
+        "stops its code server on a running stack (template_tools.deploy retire). Nothing else restarts."
     )
     return 0
 

@@ -13,6 +13,7 @@ import os
 import secrets
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,12 @@ LOCATIONS_QUERY = """
 } } } }
 """
 
+TICKS_QUERY = """
+query ($since: Float) { repositoriesOrError { ... on RepositoryConnection { nodes {
+    sensors { name sensorState { ticks(afterTimestamp: $since, statuses: [FAILURE]) { status error { message } } } }
+    schedules { name scheduleState { ticks(afterTimestamp: $since, statuses: [FAILURE]) { status error { message } } } }
+} } } }
+"""
 RUN_QUERY = """
 query ($runId: ID!) { runOrError(runId: $runId) { __typename ... on Run {
     runId status jobName tags { key value }
@@ -289,6 +296,30 @@ class Stack:
         body = response.json()
         assert "errors" not in body, body["errors"]
         return body["data"]
+
+    def failed_ticks(self, since: float) -> list[str]:
+        """Sensor and schedule ticks that failed after ``since`` (epoch seconds): "<name>: <error>"."""
+        failed = []
+        for repository in self.graphql(TICKS_QUERY, {"since": since})["repositoriesOrError"]["nodes"]:
+            for kind, state in (("sensors", "sensorState"), ("schedules", "scheduleState")):
+                for instigator in repository[kind]:
+                    for tick in instigator[state]["ticks"]:
+                        message = (tick["error"] or {}).get("message", "").strip().splitlines()
+                        failed.append(f"{instigator['name']}: {message[0] if message else tick['status']}")
+        return failed
+
+    def deploy_tool(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """`make deploy` / `rollback` / `releases` / `retire` (template_tools.deploy) against this stack."""
+        stack_args = ["--root", str(self.root), "--project", self.project, "--env-file", str(self.env_file)]
+        for path in self.compose_files:
+            stack_args += ["-f", str(path)]
+        return subprocess.run(
+            [sys.executable, "-m", "template_tools.deploy", *args, *stack_args],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            env={**os.environ, **(env or {})},
+        )
 
     def client(self) -> DagsterGraphQLClient:
         return DagsterGraphQLClient(

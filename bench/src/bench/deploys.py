@@ -1,0 +1,216 @@
+"""What shipping a code location costs the teams: make deploy against a recreate, in one run.
+
+    .venv/bin/python -m bench.deploys    # part of `make bench`; alone: `make bench-deploys` (~15 min)
+
+One stack (this template, compose project ``dagster-bench-deploys``), run from a copy of the
+checkout (the measurement changes code and adds a location). A code-only change of
+modular_assets is shipped ``--repeat`` times each way, alternating, while both teams have runs
+queued and the sensors run:
+
+- A: ``make deploy`` (template_tools.deploy, without the location's tests: they are the same
+  either way), then ``make rollback``;
+- B: the recreate the template had before: ``docker compose build`` and
+  ``docker compose up -d --force-recreate modular_assets``.
+
+For each: how long each location was unavailable (the webserver polled every 0.1 s:
+testkit.availability), the sensor and schedule ticks that failed, the runs that did not
+succeed, and the time from the switch (after the build) until the new code is served. Then a
+third location is added with make new-location and make deploy while the other two have runs
+queued: their gaps, failed ticks, lost runs, and which shared services restarted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import re
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from bench.harness import BenchStack
+from bench.measure import MODULAR_JOB, SIMPLE_JOB, load_average
+from bench.report import Metric, Row, render
+from bench.runs import launch_batch, wait_for_batch
+from template_tools.scaffolding import copy_repo, lock, new_location
+from testkit.availability import Availability
+from testkit.stack import wait_for
+
+PROJECT = "dagster-bench-deploys"
+LOCATION, OTHER = MODULAR_JOB[1], SIMPLE_JOB[1]
+NEW = "billing_reports"
+SHARED = ("postgres", "sample_api", "webserver", "daemon", "metrics", "storage_janitor", "gateway", "auth")
+SERVED_TARGET_S = 5.0
+
+
+def change_code(stack: BenchStack) -> None:
+    """A code-only change of modular_assets: a new release."""
+    definitions = stack.root / "code_locations" / LOCATION / "src" / LOCATION / "definitions.py"
+    definitions.write_text(definitions.read_text() + f"# bench deploy {uuid.uuid4().hex}\n")
+
+
+def step_time(log: str, text: str) -> float:
+    """When the deploy tool logged the step containing ``text``: seconds since the command started."""
+    for line in log.splitlines():
+        found = re.match(r"deploy:\s+([\d.]+) s\s+(.*)", line)
+        if found and text in found.group(2):
+            return float(found.group(1))
+    raise RuntimeError(f"the deploy tool logged no step {text!r}:\n{log[-2000:]}")
+
+
+def started(stack: BenchStack) -> dict[str, str]:
+    out = {}
+    for service in SHARED:
+        container = stack.container_id(service)
+        out[service] = stack.docker("inspect", "--format", "{{.Id}} {{.State.StartedAt}}", container).stdout.strip()
+    return out
+
+
+class Round:
+    """One shipment: gaps, failed ticks and lost runs around ``ship``, which returns its own timings."""
+
+    def __init__(self, stack: BenchStack, per_location: int) -> None:
+        self.stack = stack
+        self.per_location = per_location
+
+    def __call__(self, ship: Callable[[], dict[str, float]], locations: list[str]) -> dict[str, float]:
+        batch = f"deploys-{uuid.uuid4().hex[:8]}"
+        runs = launch_batch(self.stack, batch, [MODULAR_JOB, SIMPLE_JOB] * self.per_location)
+        since = time.time()
+        with Availability(self.stack, locations) as availability:
+            timings = ship()
+        wait_for_batch(self.stack, batch, runs, timeout=900)
+        result = {f"unavailable {name}": availability.unavailable[name] for name in locations}
+        result["ticks failed"] = float(len(self.stack.failed_ticks(since)))
+        result["runs lost"] = float(sum(run.status != "SUCCESS" for run in runs))
+        return {**result, **timings}
+
+
+def deploy(stack: BenchStack) -> dict[str, float]:
+    change_code(stack)
+    result = stack.deploy_tool("deploy", LOCATION, "--no-test")
+    if result.returncode:
+        raise RuntimeError(f"make deploy failed: {result.stderr[-2000:]}")
+    built = step_time(result.stderr, "built release")
+    return {"build": built, "served": step_time(result.stderr, "serves the location's name") - built}
+
+
+def recreate(stack: BenchStack) -> dict[str, float]:
+    change_code(stack)
+    started_at = time.monotonic()
+    stack.compose("build", LOCATION, timeout=1800)
+    build = time.monotonic() - started_at
+    before = stack.locations()[LOCATION]["versionKey"]
+    switched = time.monotonic()
+    stack.recreate(LOCATION)
+    wait_for(lambda: stack.loaded_version(LOCATION, other_than=before), timeout=180, interval=0.1, what="new code")
+    return {"build": build, "served": time.monotonic() - switched}
+
+
+def rollback(stack: BenchStack) -> dict[str, float]:
+    result = stack.deploy_tool("rollback", LOCATION)
+    if result.returncode:
+        raise RuntimeError(f"make rollback failed: {result.stderr[-2000:]}")
+    return {"served": step_time(result.stderr, "serves the location's name")}
+
+
+def measure(stack: BenchStack, repeat: int, per_location: int, venv: Path) -> list[Row]:
+    stack.compose("build", timeout=3600)
+    record = stack.deploy_tool("record")
+    if record.returncode:
+        raise RuntimeError(record.stderr)
+    stack.up(timeout=600)
+    wait_for(stack.all_locations_loaded, timeout=180, what="every location loaded")
+    shipments = Round(stack, per_location)
+    both = [LOCATION, OTHER]
+    samples: dict[str, dict[str, list[float]]] = {"deploy": {}, "recreate": {}, "rollback": {}}
+    ways: dict[str, Callable[[BenchStack], dict[str, float]]] = {"deploy": deploy, "recreate": recreate}
+    for round_ in range(repeat):
+        for way in ("deploy", "recreate") if round_ % 2 == 0 else ("recreate", "deploy"):  # drift hits both alike
+            print(f"bench: {way} {round_ + 1}/{repeat} (load {load_average()})", file=sys.stderr, flush=True)
+            for key, value in shipments(functools.partial(ways[way], stack), both).items():
+                samples[way].setdefault(key, []).append(value)
+            if way == "deploy":
+                for key, value in shipments(lambda: rollback(stack), both).items():
+                    samples["rollback"].setdefault(key, []).append(value)
+    rows = []
+    a, b = samples["deploy"], samples["recreate"]
+    rows.append(
+        Row(
+            Metric("code-only redeploy of modular_assets: the image build", "s", a["build"]),
+            Metric("", "s", b["build"]),
+        )
+    )
+    rows.append(
+        Row(
+            Metric("  switch -> new code served", "s", a["served"], "", SERVED_TARGET_S),
+            Metric("", "s", b["served"]),
+        )
+    )
+    for key in (f"unavailable {LOCATION}", f"unavailable {OTHER}"):
+        rows.append(Row(Metric(f"  {key} (polled every 0.1 s)", "s", a[key], "", 0.0), Metric("", "s", b[key])))
+    for key in ("ticks failed", "runs lost"):
+        rows.append(Row(Metric(f"  {key}", "", a[key], "", 0.0), Metric("", "", b[key])))
+    r = samples["rollback"]
+    rows.append(Row(Metric("make rollback: -> previous code served", "s", r["served"], "", SERVED_TARGET_S)))
+    for key in (f"unavailable {LOCATION}", f"unavailable {OTHER}", "ticks failed", "runs lost"):
+        rows.append(Row(Metric(f"  {key}", "s" if "unavailable" in key else "", r[key], "", 0.0)))
+    rows += add_location(stack, shipments, venv)
+    return rows
+
+
+def add_location(stack: BenchStack, shipments: Round, venv: Path) -> list[Row]:
+    before = started(stack)
+    scaffolded = new_location(stack.root, NEW, "--team", "billing")
+    if scaffolded.returncode:
+        raise RuntimeError(scaffolded.stderr)
+    locked = lock(stack.root, venv)
+    if locked.returncode:
+        raise RuntimeError(locked.stderr)
+
+    def ship() -> dict[str, float]:
+        started_at = time.monotonic()
+        result = stack.deploy_tool("deploy", NEW, "--no-test")
+        if result.returncode:
+            raise RuntimeError(f"make deploy {NEW} failed: {result.stderr[-2000:]}")
+        wait_for(lambda: stack.all_locations_loaded([NEW]) or None, timeout=180, interval=0.5, what=f"{NEW} loaded")
+        return {"loaded": time.monotonic() - started_at}
+
+    result = shipments(ship, [LOCATION, OTHER])
+    restarted = [service for service, state in started(stack).items() if before[service] != state]
+    rows = [Row(Metric("add a third location (make new-location, make deploy): -> loaded", "s", [result["loaded"]]))]
+    for key in (f"unavailable {LOCATION}", f"unavailable {OTHER}", "ticks failed", "runs lost"):
+        rows.append(Row(Metric(f"  {key}", "s" if "unavailable" in key else "", [result[key]], "", 0.0)))
+    rows.append(Row(Metric("  shared services restarted", "", [float(len(restarted))], ", ".join(restarted), 0.0)))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n", 1)[0])
+    parser.add_argument("--repeat", type=int, default=3, help="redeploys each way (default 3)")
+    parser.add_argument("--runs", type=int, default=2, help="runs queued per location around each (default 2)")
+    args = parser.parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="dagster-bench-deploys-"))
+    stack = BenchStack(project=PROJECT, workdir=workdir, label="template", root=copy_repo(workdir / "repo"))
+    stack.write_settings()
+    load_start = load_average()
+    try:
+        stack.down()
+        rows = measure(stack, args.repeat, args.runs, workdir / "venv")
+    finally:
+        print("bench: removing the stack", file=sys.stderr, flush=True)
+        stack.down()
+        stack.docker("volume", "rm", "--force", f"{PROJECT}_{NEW}", check=False)
+    header = (
+        "shipping a code location: A = make deploy / make rollback, B = docker compose up --force-recreate; "
+        f"load average {load_start} at start, {load_average()} at end"
+    )
+    print(render(rows, header))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
