@@ -15,22 +15,22 @@ import http.client
 import json
 import os
 import random
-import re
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from itertools import chain, islice
+from itertools import chain
 from socketserver import TCPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from sample_api.config import Config, SettingError
-from sample_api.data import Dataset, Record
+from sample_api.data import Dataset
+from sample_api.routes import HttpError, Item, Listing, encode, is_data_path, render, resolve
 
 JSON_TYPE = "application/json; charset=utf-8"
 HTML_TYPE = "text/html; charset=utf-8"
@@ -40,47 +40,12 @@ HEARTBEAT_TIMEOUT = 4.0
 #: Marks the heartbeat's own requests, which are not logged (one line every 5 s would be noise).
 HEARTBEAT_HEADER = "X-Sample-Api-Heartbeat"
 STREAM_THRESHOLD = 256 * 1024  # bodies up to this size get a Content-Length; longer ones are streamed
-RECORDS_PER_CHUNK = 500
 MAX_ADMIN_BODY = 64 * 1024
 LIST_MODES = ("empty", "duplicate_ids", "wrong_shape")
-DRIFTED_FIELDS = {"users": ("email", "emailAddress"), "posts": ("userId", "user_id"), "comments": ("postId", "post_id")}
 MALFORMED_BODY = (
     b"<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\n"
     b"<body><h1>Bad Gateway</h1><p>The upstream server returned an invalid response.</p></body></html>\n"
 )
-
-_ROUTE = re.compile(r"/(users|posts|comments)(?:/([0-9]{1,18})(?:/(posts|comments))?)?")
-_RECORD: dict[str, Callable[[Dataset, int], Record]] = {
-    "users": Dataset.user,
-    "posts": Dataset.post,
-    "comments": Dataset.comment,
-}
-
-
-class HttpError(Exception):
-    """Ends a request with ``status`` and the JSON ``body``."""
-
-    def __init__(self, status: int, body: dict[str, Any]) -> None:
-        super().__init__(status, body)
-        self.status = status
-        self.body = body
-
-
-@dataclass(frozen=True)
-class Listing:
-    """A list response: records of ``kind`` with ``ids``, out of ``total`` before slicing."""
-
-    kind: str
-    ids: range
-    total: int
-
-
-@dataclass(frozen=True)
-class Item:
-    """A single-record response."""
-
-    kind: str
-    record: Record
 
 
 class State:
@@ -129,7 +94,7 @@ class State:
             self._requests += 1
             self._by_path[path] += 1
             config = self._config
-            faultable = _ROUTE.fullmatch(path) is not None and path.startswith(config.fault_paths)
+            faultable = is_data_path(path) and path.startswith(config.fault_paths)
             if not faultable:
                 return config, False, False
             if config.fail_next:
@@ -156,95 +121,6 @@ class State:
     def _set(self, config: Config) -> None:
         self._config = config
         self._rng = random.Random(config.seed)
-
-
-def _encode(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def _json_array(records: Iterator[Record]) -> Iterator[bytes]:
-    """Encode ``records`` as one JSON array, a batch of records per chunk."""
-    opener = b"["
-    while batch := list(islice(records, RECORDS_PER_CHUNK)):
-        yield opener + _encode(batch)[1:-1]
-        opener = b","
-    yield b"]" if opener == b"," else b"[]"
-
-
-def _drifted(record: Record, kind: str, mode: str) -> Record:
-    """``record`` with its drifting field removed (``drift_missing``) or renamed (``drift_renamed``)."""
-    field, renamed = DRIFTED_FIELDS[kind]
-    if mode == "drift_missing":
-        return {key: value for key, value in record.items() if key != field}
-    return {(renamed if key == field else key): value for key, value in record.items()}
-
-
-def _whole_param(query: Mapping[str, str], name: str) -> int | None:
-    raw = query.get(name)
-    if raw is None:
-        return None
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
-        raise HttpError(400, {"error": f"{name} must be a whole number >= 0, got {raw!r}"})
-    return int(raw)
-
-
-def _id_filter(query: Mapping[str, str], name: str) -> int | None:
-    """The value of an id filter such as ``userId``; 0 (matches nothing) if not a number."""
-    raw = query.get(name)
-    if raw is None:
-        return None
-    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 18 else 0
-
-
-def _listing(kind: str, ids: range, query: Mapping[str, str]) -> Listing:
-    """Apply JSONPlaceholder's ``_start``/``_end``/``_limit`` slicing to ``ids``."""
-    start, end, limit = (_whole_param(query, name) for name in ("_start", "_end", "_limit"))
-    start = start or 0
-    if end is None and limit is not None:
-        end = start + limit
-    return Listing(kind, ids[start:end], len(ids))
-
-
-def resolve(data: Dataset, path: str, query: Mapping[str, str]) -> Listing | Item:
-    """The listing or record that a data ``path`` names; raises HttpError if there is none."""
-    match = _ROUTE.fullmatch(path)
-    if match is None:
-        raise HttpError(404, {"error": f"no such endpoint: {path}"})
-    kind, ident, child = match.groups()
-    if ident is None:
-        ids = range(1, data.count(kind) + 1)
-        if kind == "posts" and (user_id := _id_filter(query, "userId")) is not None:
-            ids = data.post_ids_of_user(user_id)
-        if kind == "comments" and (post_id := _id_filter(query, "postId")) is not None:
-            ids = data.comment_ids_of_post(post_id)
-        return _listing(kind, ids, query)
-    number = int(ident)
-    if child is None:
-        if not 1 <= number <= data.count(kind):
-            raise HttpError(404, {})
-        return Item(kind, _RECORD[kind](data, number))
-    if (kind, child) == ("users", "posts"):
-        return _listing("posts", data.post_ids_of_user(number), query)
-    if (kind, child) == ("posts", "comments"):
-        return _listing("comments", data.comment_ids_of_post(number), query)
-    raise HttpError(404, {"error": f"no such endpoint: {path}"})
-
-
-def render(data: Dataset, result: Listing | Item, mode: str) -> Iterator[bytes]:
-    """The JSON body for ``result``, altered by the body fault ``mode`` (except ``malformed``)."""
-    drift = mode in ("drift_missing", "drift_renamed")
-    if isinstance(result, Item):
-        return iter([_encode(_drifted(result.record, result.kind, mode) if drift else result.record)])
-    make = _RECORD[result.kind]
-    records: Iterator[Record] = (make(data, ident) for ident in result.ids)
-    if mode == "empty":
-        records = iter(())
-    elif mode == "duplicate_ids" and result.ids:
-        records = chain([make(data, result.ids[0])], records)
-    elif drift:
-        records = (_drifted(record, result.kind, mode) for record in records)
-    chunks = _json_array(records)
-    return chain([b'{"data":'], chunks, [b"}"]) if mode == "wrong_shape" else chunks
 
 
 class SampleApiServer(ThreadingHTTPServer):
@@ -295,7 +171,7 @@ class Handler(BaseHTTPRequestHandler):
         """Answer requests the base class rejects (malformed, unknown method) with a JSON error."""
         self.log_message("%s %s", self.requestline or "-", code)
         self.close_connection = True
-        self._send(code, JSON_TYPE, [_encode({"error": message or HTTPStatus(code).phrase})])
+        self._send(code, JSON_TYPE, [encode({"error": message or HTTPStatus(code).phrase})])
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         """Disabled: :meth:`_serve` logs each request once it is complete."""
@@ -416,7 +292,7 @@ class Handler(BaseHTTPRequestHandler):
         return self.rfile.read(int(length))
 
     def _send_json(self, status: int, body: Any, headers: Mapping[str, str] | None = None) -> None:
-        self._send(status, JSON_TYPE, [_encode(body)], headers)
+        self._send(status, JSON_TYPE, [encode(body)], headers)
 
     def _send(
         self, status: int, content_type: str, chunks: Iterable[bytes], headers: Mapping[str, str] | None = None
