@@ -24,8 +24,10 @@ from __future__ import annotations
 import argparse
 import functools
 import re
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -89,13 +91,31 @@ class Round:
         return {**result, **timings}
 
 
+def served(stack: BenchStack, *args: str, after: str | None) -> tuple[str, float]:
+    """Run the deploy tool; seconds from its step ``after`` (or its start) until the webserver
+    loaded the location from another server, as ``recreate`` measures it. Returns (stderr, seconds)."""
+    before = stack.locations()[LOCATION]["versionKey"]
+    lines: list[tuple[float, str]] = []
+    started_at = time.monotonic()
+    tool = subprocess.Popen(stack.deploy_command(*args), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    assert tool.stderr is not None
+    reader = threading.Thread(target=lambda: lines.extend((time.monotonic(), line) for line in tool.stderr or []))
+    reader.start()
+    wait_for(lambda: stack.loaded_version(LOCATION, other_than=before), timeout=600, interval=0.1, what="new code")
+    loaded = time.monotonic()
+    status = tool.wait(timeout=900)
+    reader.join()
+    log = "".join(line for _, line in lines)
+    if status:
+        raise RuntimeError(f"template_tools.deploy {' '.join(args)} failed: {log[-2000:]}")
+    start = started_at if after is None else next(t for t, line in lines if after in line)
+    return log, loaded - start
+
+
 def deploy(stack: BenchStack) -> dict[str, float]:
     change_code(stack)
-    result = stack.deploy_tool("deploy", LOCATION, "--no-test")
-    if result.returncode:
-        raise RuntimeError(f"make deploy failed: {result.stderr[-2000:]}")
-    built = step_time(result.stderr, "built release")
-    return {"build": built, "served": step_time(result.stderr, "serves the location's name") - built}
+    log, seconds = served(stack, "deploy", LOCATION, "--no-test", after="built release")
+    return {"build": step_time(log, "built release"), "served": seconds}
 
 
 def recreate(stack: BenchStack) -> dict[str, float]:
@@ -111,10 +131,7 @@ def recreate(stack: BenchStack) -> dict[str, float]:
 
 
 def rollback(stack: BenchStack) -> dict[str, float]:
-    result = stack.deploy_tool("rollback", LOCATION)
-    if result.returncode:
-        raise RuntimeError(f"make rollback failed: {result.stderr[-2000:]}")
-    return {"served": step_time(result.stderr, "serves the location's name")}
+    return {"served": served(stack, "rollback", LOCATION, after=None)[1]}
 
 
 def measure(stack: BenchStack, repeat: int, per_location: int, venv: Path) -> list[Row]:

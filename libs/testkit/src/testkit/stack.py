@@ -308,13 +308,17 @@ class Stack:
                         failed.append(f"{instigator['name']}: {message[0] if message else tick['status']}")
         return failed
 
-    def deploy_tool(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        """`make deploy` / `rollback` / `releases` / `retire` (template_tools.deploy) against this stack."""
+    def deploy_command(self, *args: str) -> list[str]:
+        """The command line of `make deploy` / `rollback` / ... (template_tools.deploy) against this stack."""
         stack_args = ["--root", str(self.root), "--project", self.project, "--env-file", str(self.env_file)]
         for path in self.compose_files:
             stack_args += ["-f", str(path)]
+        return [sys.executable, "-m", "template_tools.deploy", *args, *stack_args]
+
+    def deploy_tool(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """`make deploy` / `rollback` / `releases` / `retire` (template_tools.deploy) against this stack."""
         return subprocess.run(
-            [sys.executable, "-m", "template_tools.deploy", *args, *stack_args],
+            self.deploy_command(*args),
             capture_output=True,
             text=True,
             timeout=1800,
