@@ -7,7 +7,9 @@
 #   make test-unit  the fast tier: no Docker, a few minutes
 #   make dev     every code location in `dagster dev` + the sample API, no Docker
 #
-# The code locations are listed once, in workspace.yaml; the targets below read it.
+# The code locations are listed once, in workspace.yaml; the targets below read it. Each is a
+# project of its own, with its own lock and environment (code_locations/<name>/uv.lock, .venv).
+# LOCATION=<name> narrows venv, lock, lint and test-unit to that one location (its team's pipeline).
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -35,16 +37,32 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
-$(VENV)/.synced: $(UV) uv.lock pyproject.toml $(wildcard */pyproject.toml */*/pyproject.toml)
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml $(filter-out code_locations/%,$(wildcard */pyproject.toml */*/pyproject.toml))
 	$(UV) sync --frozen --all-packages
 	@touch $@
 
+# The code locations (folders under code_locations/, which `make verify` holds to workspace.yaml).
+ALL_LOCATIONS := $(patsubst code_locations/%/pyproject.toml,%,$(wildcard code_locations/*/pyproject.toml))
+known_location = $(if $(filter $(1),$(ALL_LOCATIONS)),$(1),$(error LOCATION=$(1) is not a code location; code_locations/ holds: $(ALL_LOCATIONS)))
+LOCATIONS = $(if $(LOCATION),$(call known_location,$(LOCATION)),$(ALL_LOCATIONS))
+
+# A location's environment, from its own lock: what its image installs, plus its dev group. The
+# platform's libraries are editable installs of libs/ (a code change needs no sync).
+code_locations/%/.venv/.synced: $(UV) code_locations/%/uv.lock code_locations/%/pyproject.toml $(wildcard libs/*/pyproject.toml) deploy/sample_api/pyproject.toml
+	$(UV) sync --frozen --project code_locations/$*
+	@touch $@
+
+code_locations/%/uv.lock:
+	@echo "code_locations/$*/uv.lock does not exist: every location installs from its own lock; run make lock LOCATION=$*" >&2; exit 1
+
 .PHONY: venv
-venv: $(VENV)/.synced ## create/update .venv from uv.lock (all projects + dev tools)
+venv: $(VENV)/.synced $(foreach name,$(LOCATIONS),code_locations/$(name)/.venv/.synced) ## create/update .venv from uv.lock, and each location's own .venv from its lock [LOCATION=<name>]
 
 .PHONY: lock
-lock: $(UV) ## re-resolve uv.lock after changing a pyproject.toml (e.g. a Dagster upgrade)
-	$(UV) lock
+lock: $(UV) ## re-lock after changing a pyproject.toml: the root and every location, or LOCATION=<name> alone [UPGRADE=<package>]
+	$(if $(LOCATION),,$(UV) lock $(foreach package,$(UPGRADE),--upgrade-package $(package)))
+	@$(MAKE) --no-print-directory $(VENV)/.synced
+	$(VENV)/bin/python -m template_tools.locks --uv $(UV) lock $(if $(LOCATION),--location $(call known_location,$(LOCATION))) $(foreach package,$(UPGRADE),--upgrade-package $(package))
 
 # --- the stack -------------------------------------------------------------------
 .PHONY: env
@@ -175,8 +193,10 @@ test-deps: ## install Debian's chromium and nginx-light for the tests that drive
 
 # Everything Python in the repo; the templates (*.tmpl) are checked through a generated location in tests/scaffold.
 LINT_PATHS := libs code_locations deploy tools tests bench
-# mypy's import roots: every project's src/ (so a module has one name).
-MYPYPATH := $(subst $(eval) ,:,$(wildcard libs/*/src code_locations/*/src deploy/*/src tools/src bench/src))
+# The platform's Python, type-checked in .venv; each location is type-checked in its own environment.
+PLATFORM_PATHS := libs deploy tools tests bench
+# mypy's import roots: every platform project's src/ (so a module has one name).
+MYPYPATH := $(subst $(eval) ,:,$(wildcard libs/*/src deploy/*/src tools/src bench/src))
 export MYPYPATH
 
 # Every tracked shell script (*.sh, and the files without an extension that start with a sh or
@@ -190,38 +210,57 @@ generate: venv ## write every file derived from workspace.yaml, deploy/settings.
 	$(VENV)/bin/python -m template_tools.generate
 
 .PHONY: verify
-verify: venv ## fail when a generated file differs from what `make generate` writes (part of lint)
+verify: $(VENV)/.synced ## fail when a generated file differs from what `make generate` writes, or a lock is stale or moves a pinned package (part of lint)
 	$(VENV)/bin/python -m template_tools.generate --check
+	$(VENV)/bin/python -m template_tools.locks --uv $(UV) check
+
+.PHONY: mypy
+mypy: venv ## type-check the platform in .venv, and each location in its own environment [LOCATION=<name>]
+	$(if $(LOCATION),,$(VENV)/bin/mypy $(PLATFORM_PATHS))
+	@for name in $(LOCATIONS); do \
+	  echo "mypy code_locations/$$name (in its own environment)"; \
+	  MYPYPATH=code_locations/$$name/src $(VENV)/bin/mypy --python-executable code_locations/$$name/.venv/bin/python \
+	    --cache-dir code_locations/$$name/.mypy_cache code_locations/$$name || exit 1; \
+	done
 
 .PHONY: lint
-lint: venv verify ## generated files current, ruff (lint + format check), mypy, shellcheck, hadolint, the CI workflow against GitHub's schema
-	$(VENV)/bin/ruff check $(LINT_PATHS)
-	$(VENV)/bin/ruff format --check $(LINT_PATHS)
-	$(VENV)/bin/mypy $(LINT_PATHS)
-	$(VENV)/bin/shellcheck $(SHELL_SCRIPTS)
-	$(VENV)/bin/hadolint $(DOCKERFILES)
-	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+lint: venv verify ## generated files and locks current, ruff (lint + format check), mypy, shellcheck, hadolint, the workflows against GitHub's schema [LOCATION=<name>]
+	$(VENV)/bin/ruff check $(if $(LOCATION),code_locations/$(call known_location,$(LOCATION)),$(LINT_PATHS))
+	$(VENV)/bin/ruff format --check $(if $(LOCATION),code_locations/$(call known_location,$(LOCATION)),$(LINT_PATHS))
+	@$(MAKE) --no-print-directory mypy
+	$(if $(LOCATION),,$(VENV)/bin/shellcheck $(SHELL_SCRIPTS))
+	$(if $(LOCATION),,$(VENV)/bin/hadolint $(DOCKERFILES))
+	$(if $(LOCATION),,$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml)
 
 .PHONY: format
 format: venv ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix $(LINT_PATHS)
 	$(VENV)/bin/ruff format $(LINT_PATHS)
 
-# Every folder with tests. The tiers select from them by marker (pyproject.toml): `docker`
-# (needs a Docker engine) and `e2e` (drives the real stack, tests/e2e).
-TEST_PATHS := libs code_locations deploy tests
+# Every folder with tests of the platform, run in .venv. The tiers select from them by marker
+# (pyproject.toml): `docker` (needs a Docker engine) and `e2e` (drives the real stack, tests/e2e).
+TEST_PATHS := libs deploy tests
+# Each location's tests, in its own environment: $(call location_tests,<pytest arguments>). Exit
+# status 5 is pytest's "no test selected" (a location without tests of that tier).
+location_tests = for name in $(LOCATIONS); do \
+	  echo "pytest code_locations/$$name (in its own environment)"; \
+	  code_locations/$$name/.venv/bin/pytest $(1) code_locations/$$name; status=$$?; \
+	  [ $$status = 0 ] || [ $$status = 5 ] || exit $$status; done
 
 .PHONY: test
 test: lint test-deps ## lint, then every test: unit and integration, then end-to-end against the real stack
 	$(VENV)/bin/pytest $(TEST_PATHS)
+	@$(call location_tests,)
 
 .PHONY: test-unit
-test-unit: venv ## the fast tier: every test that needs neither Docker nor the stack
-	$(VENV)/bin/pytest -m "not docker and not e2e" $(TEST_PATHS)
+test-unit: venv ## the fast tier: every test that needs neither Docker nor the stack [LOCATION=<name>: its tests only]
+	$(if $(LOCATION),,$(VENV)/bin/pytest -m "not docker and not e2e" $(TEST_PATHS))
+	@$(call location_tests,-m "not docker")
 
 .PHONY: test-docker
 test-docker: venv ## the tests that need a Docker engine (not the stack): launcher, socket proxy, Postgres roles
 	$(VENV)/bin/pytest -m "docker and not e2e" $(TEST_PATHS)
+	@$(call location_tests,-m docker)
 
 .PHONY: test-e2e
 test-e2e: venv test-deps ## the end-to-end tests only (builds and runs an isolated stack)
@@ -249,21 +288,21 @@ releases: venv ## a location's releases: when, by whom, which is live: make rele
 	@$(DEPLOY) releases $(LOCATION)
 
 .PHONY: test-location
-test-location: venv ## one location's own tests (what make deploy runs): make test-location LOCATION=x
+test-location: ## one location's own tests, in its own environment (what make deploy runs): make test-location LOCATION=x
 	@test -n "$(LOCATION)" || { echo "usage: make test-location LOCATION=<location>" >&2; exit 2; }
-	$(VENV)/bin/pytest -q code_locations/$(LOCATION)
+	@$(MAKE) --no-print-directory code_locations/$(call known_location,$(LOCATION))/.venv/.synced
+	code_locations/$(LOCATION)/.venv/bin/pytest -q code_locations/$(LOCATION)
 
 .PHONY: new-location
 new-location: venv ## add a team's code location: make new-location NAME=billing_reports [TEAM=billing]
 	@test -n "$(NAME)" || { echo "usage: make new-location NAME=<snake_case> [TEAM=<team>]" >&2; exit 2; }
 	$(VENV)/bin/python -m template_tools.new_location "$(NAME)" $(if $(TEAM),--team "$(TEAM)")
-	$(UV) lock
+	$(VENV)/bin/python -m template_tools.locks --uv $(UV) lock --location "$(NAME)"
 
 .PHONY: remove-location
 remove-location: venv ## remove a team's code location (its run history is kept): make remove-location NAME=...
 	@test -n "$(NAME)" || { echo "usage: make remove-location NAME=<location>" >&2; exit 2; }
 	$(VENV)/bin/python -m template_tools.remove_location "$(NAME)"
-	$(UV) lock
 	@$(DEPLOY) retire "$(NAME)"
 
 # --- Kubernetes (docs/kubernetes.md) ----------------------------------------------------

@@ -5,32 +5,32 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-LOCATIONS = sorted(p.name for p in ROOT.glob("code_locations/*/src/*") if (p / "definitions.py").is_file())
+from template_tools.locations import ROOT, CodeLocation, read_locations
+
+LOCATIONS = read_locations()
 
 
-def _python(code: str, **env: str) -> str:
-    """Run ``code`` in a fresh interpreter of this venv (PYTHONPATH from ``env`` only); its stdout."""
+def _python(code: str, python: str = sys.executable, **env: str) -> str:
+    """Run ``code`` in a fresh interpreter (PYTHONPATH from ``env`` only); its stdout."""
     base = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env={**base, **env}
-    )
+    result = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=120, env={**base, **env})
     assert result.returncode == 0, result.stderr
     return result.stdout
 
 
-@pytest.mark.parametrize("location", LOCATIONS)
-def test_serving_a_location_does_not_import_pandas(location: str) -> None:
+@pytest.mark.parametrize("location", LOCATIONS, ids=lambda location: location.name)
+def test_serving_a_location_does_not_import_pandas(location: CodeLocation) -> None:
     """A code server imports every asset module and never runs one: pandas and numpy (~50 MiB,
-    ~0.5 s per server) load in the run worker only (see ``platform_kit.frames.DataFrame``)."""
+    ~0.5 s per server) load in the run worker only (see ``platform_kit.frames.DataFrame``).
+    Loaded by the location's own environment, as its image's."""
     loaded = _python(
-        f"import sys, {location}.definitions as d\n"
+        f"import sys, {location.module} as d\n"
         "d.defs.get_repository_def().load_all_definitions()\n"
-        "print(sorted(m for m in ('pandas', 'numpy') if m in sys.modules))"
+        "print(sorted(m for m in ('pandas', 'numpy') if m in sys.modules))",
+        str(location.bin() / "python"),
     )
     assert loaded.strip() == "[]"
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
-from template_tools.locations import ROOT
+from template_tools.locations import ROOT, read_locations
 
-DAGSTER = str(Path(sys.executable).parent / "dagster")
-VALIDATE = [DAGSTER, "definitions", "validate", "-m", "simple_ops.definitions"]
+#: A location's own `dagster` (its environment holds its code), run at the repository's root.
+LOCATION = read_locations()[0]
+VALIDATE = [str(LOCATION.bin() / "dagster"), "definitions", "validate", "-m", LOCATION.module]
 
 
 def run(env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -22,6 +22,7 @@ NEW = CodeLocation("billing_reports", team="billing")
 #: Every input of `make generate`, and its outputs as committed.
 INPUTS = (
     WORKSPACE,
+    "pyproject.toml",  # the platform's pins, which each location's pyproject.toml gets
     COMPOSE,
     ENV_EXAMPLE,
     SETTINGS,
@@ -39,7 +40,10 @@ def copy_inputs(root: Path, names: list[str]) -> None:
     for name in names:
         project = root / "code_locations" / name
         project.mkdir(parents=True)
-        (project / "pyproject.toml").write_text(f'[project]\nname = "{name.replace("_", "-")}"\n', encoding="utf-8")
+        pins = "[tool.uv]\n# >>> generated: platform-pins\n# <<< generated: platform-pins\n"
+        (project / "pyproject.toml").write_text(
+            f'[project]\nname = "{name.replace("_", "-")}"\n{pins}', encoding="utf-8"
+        )
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """`make generate` and `make verify` (template_tools.generate) on a copy of the repo.
 
 Every generated file, edited by hand, fails the check until `make generate` rewrites it;
-the settings table and docker-compose.yml are held together the same way.
+the settings table and docker-compose.yml are held together the same way, and so are the
+platform's pins and each location's pyproject.toml, and the list and the locations' pipelines.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ def test_every_output_is_a_file_of_the_repo() -> None:
         "deploy/kubernetes/manifests/network-policies.yaml",
         "deploy/kubernetes/manifests/storage.yaml",
         "deploy/workspace/workspace.yaml",
+        "code_locations/simple_ops/pyproject.toml",
+        "code_locations/modular_assets/pyproject.toml",
     }
 
 
@@ -105,3 +108,32 @@ def test_a_settings_entry_changes_both_env_example_and_the_compose_header(repo: 
     assert generate.main(["--root", str(repo)]) == 0
     assert "the Dagster database" in (repo / COMPOSE).read_text()
     assert "POSTGRES_DB=dagster\n" in (repo / ".env.example").read_text()
+
+
+def test_a_pin_of_the_platform_reaches_every_location_s_pyproject(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = repo / "pyproject.toml"
+    root.write_text(root.read_text().replace('"sqlalchemy==2.1.9"', '"sqlalchemy==2.1.10"'))
+
+    assert generate.main(["--root", str(repo), "--check"]) == 1
+    err = capsys.readouterr().err
+    for name in ("simple_ops", "modular_assets"):
+        assert f"verify: code_locations/{name}/pyproject.toml is not what `make generate` writes" in err
+    assert '+    "sqlalchemy==2.1.10",' in err
+
+    assert generate.main(["--root", str(repo)]) == 0
+    for name in ("simple_ops", "modular_assets"):
+        assert '"sqlalchemy==2.1.10",' in (repo / f"code_locations/{name}/pyproject.toml").read_text()
+
+
+def test_a_location_s_pyproject_without_its_pins_region_is_refused(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = repo / "code_locations/simple_ops/pyproject.toml"
+    project.write_text(project.read_text().replace("# >>> generated: platform-pins", "# the pins"))
+
+    assert generate.main(["--root", str(repo), "--check"]) == 1
+    err = capsys.readouterr().err
+    assert "code_locations/simple_ops/pyproject.toml: expected one `# >>> generated: platform-pins` line" in err
+    assert "restore it from git" in err

@@ -2,9 +2,10 @@
 
 The copy holds this repository's git-tracked files; the commands run against it
 with --root, so this checkout is never changed. The checks use the real tools:
-`uv lock`, `docker compose config`, Dagster loading the definitions and pytest
-running the location's own tests. (tests/e2e/test_e2e_99_new_location.py brings
-such a location up in the running stack.)
+`make lock LOCATION=...` (uv), `docker compose config`, and the location's own
+environment, synced from its own lock, loading the definitions, running the
+location's own tests and type-checking it. (tests/e2e/test_e2e_99_new_location.py
+brings such a location up in the running stack.)
 """
 
 from __future__ import annotations
@@ -23,14 +24,14 @@ from typing import Any
 import pytest
 import yaml
 
-from template_tools import generate
+from template_tools import generate, locks
 from template_tools.locations import ROOT, location_names, read_locations
-from template_tools.scaffolding import UV, copy_repo, lock, new_location, remove_location, snapshot
+from template_tools.scaffolding import UV, copy_repo, lock, new_location, remove_location, snapshot, sync
 
 NAME, PACKAGE, TEAM = "billing_reports", "billing-reports", "billing"
 FOLDER = f"code_locations/{NAME}"
-#: The files outside the new folder that the command changes (uv.lock comes from `uv lock`): the one list
-#: of locations, and the files `make generate` derives from it that name each location.
+#: The files outside the new folder that the command changes: the one list of locations, and the files
+#: `make generate` derives from it that name each location. No lock outside the new folder changes.
 EDITED = (
     "workspace.yaml",
     "deploy/workspace/workspace.yaml",
@@ -49,17 +50,6 @@ class Scaffold:
     root: Path
     originals: dict[str, str]
     result: subprocess.CompletedProcess[str]
-
-
-def location_env(root: Path) -> dict[str, str]:
-    """Environment that imports the new location and the shared libraries from the copy's sources."""
-    sources = [
-        root / FOLDER / "src",
-        root / "libs/platform_kit/src",
-        root / "libs/testkit/src",
-        root / "deploy/sample_api/src",
-    ]
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, sources)), "PYTHONDONTWRITEBYTECODE": "1"}
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +85,9 @@ def test_the_command_creates_a_complete_location_and_prints_the_next_steps(scaff
     assert {"dagster", "instance-kit", "dagster-docker", "platform-kit"} <= set(project["project"]["dependencies"])
     assert project["tool"]["dagster"] == {"module_name": f"{NAME}.definitions", "code_location_name": NAME}
     assert project["tool"]["dg"]["project"]["code_location_target_module"] == f"{NAME}.definitions"
+    # A project of its own: the platform's libraries from this repository, the platform's pins.
+    assert project["tool"]["uv"]["sources"]["platform-kit"] == {"path": "../../libs/platform_kit", "editable": True}
+    assert project["tool"]["uv"]["constraint-dependencies"] == locks.pins((ROOT / "pyproject.toml").read_text())
     for step in (f"make test-location LOCATION={NAME}", f"make deploy LOCATION={NAME}", "no other team"):
         assert step in scaffold.result.stdout
 
@@ -115,29 +108,48 @@ def test_every_edit_only_adds_lines(scaffold: Scaffold) -> None:
         assert {tag for tag, *_ in matcher.get_opcodes()} == {"equal", "insert"}, path
 
 
-def test_the_workspace_lists_it_after_the_others_and_the_uv_workspace_finds_it_by_its_glob(scaffold: Scaffold) -> None:
+def test_the_workspace_lists_it_after_the_others_and_the_platform_s_uv_workspace_leaves_it_out(
+    scaffold: Scaffold,
+) -> None:
     assert location_names(scaffold.root) == [*location_names(ROOT), NAME]
-    members = tomllib.loads((scaffold.root / "pyproject.toml").read_text())["tool"]["uv"]["workspace"]["members"]
-    assert "code_locations/*" in members
+    workspace = tomllib.loads((scaffold.root / "pyproject.toml").read_text())["tool"]["uv"]["workspace"]
+    assert "code_locations/*" in workspace["exclude"]
+    assert not [member for member in workspace["members"] if member.startswith("code_locations")]
 
 
-def test_uv_lock_adds_the_project_with_the_same_dagster_as_the_others(scaffold: Scaffold, tmp_path: Path) -> None:
-    if not UV.exists():
-        pytest.skip(f"{UV} is missing: run `make venv` first")
-    lock_file = scaffold.root / "uv.lock"
-    before = sorted((p["name"], p["version"]) for p in tomllib.loads(lock_file.read_text())["package"])
+@pytest.fixture(scope="module")
+def locked(scaffold: Scaffold, tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """`make lock LOCATION=billing_reports` in the copy (what `make new-location` runs next); every lock before it."""
+    assert UV.exists(), f"{UV} is missing: run `make venv` first"
+    before = {str(p.relative_to(scaffold.root)): p.read_bytes() for p in scaffold.root.glob("**/uv.lock")}
+    result = lock(scaffold.root, tmp_path_factory.mktemp("scratch") / "venv", NAME)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return before
 
-    locked = lock(scaffold.root, tmp_path / "venv")
 
-    assert locked.returncode == 0, locked.stderr
-    packages = tomllib.loads(lock_file.read_text())["package"]
-    new = next(p for p in packages if p["name"] == PACKAGE)
-    assert new["source"] == {"editable": FOLDER}
-    assert {d["name"] for d in new["dependencies"]} >= {"dagster", "instance-kit", "dagster-docker", "platform-kit"}
-    after = sorted((p["name"], p["version"]) for p in packages if p is not new)
-    dagster = [version for name, version in after if name == "dagster"]
-    assert len(dagster) == 1 and dagster == [version for name, version in before if name == "dagster"]
-    assert after == before  # nothing else moved
+def test_its_own_lock_holds_the_platform_s_versions_and_no_other_lock_changes(
+    scaffold: Scaffold, locked: dict[str, bytes]
+) -> None:
+    own = f"{FOLDER}/uv.lock"
+    now = {str(p.relative_to(scaffold.root)): p.read_bytes() for p in scaffold.root.glob("**/uv.lock")}
+
+    assert set(now) == {*locked, own}
+    assert {path: content for path, content in now.items() if path != own} == locked  # byte for byte
+    platform = locks.locked_versions((scaffold.root / "uv.lock").read_text(), path="uv.lock")
+    ours = locks.locked_versions((scaffold.root / own).read_text(), path=own)
+    assert ours[PACKAGE] == {"0.1.0"}
+    # A new location starts from the versions the platform is tested with: every package it shares.
+    assert {name: ours[name] for name in ours if name in platform} == {
+        name: platform[name] for name in ours if name in platform
+    }
+    assert ours["dagster"] == platform["dagster"] and ours["sqlalchemy"] == platform["sqlalchemy"]
+    assert locks.problems(scaffold.root, UV) == []
+
+
+@pytest.fixture(scope="module")
+def environment(scaffold: Scaffold, locked: dict[str, bytes], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The new location's own environment, synced from its own lock (`make venv`); its bin folder."""
+    return sync(scaffold.root, NAME, tmp_path_factory.mktemp("environment") / "venv")
 
 
 @pytest.fixture(scope="module")
@@ -213,7 +225,7 @@ def test_compose_runs_the_location_as_its_own_code_server(compose_config: dict[s
     assert any(v["source"] == NAME and v["target"] == f"/opt/dagster/io/{NAME}" for v in janitor)
 
 
-def test_dagster_loads_the_module_named_in_its_pyproject(scaffold: Scaffold) -> None:
+def test_dagster_loads_the_module_named_in_its_pyproject(scaffold: Scaffold, environment: Path) -> None:
     module = tomllib.loads((scaffold.root / FOLDER / "pyproject.toml").read_text())["tool"]["dagster"]["module_name"]
     load = (
         "import importlib, json, sys; defs = importlib.import_module(sys.argv[1]).defs; "
@@ -221,11 +233,7 @@ def test_dagster_loads_the_module_named_in_its_pyproject(scaffold: Scaffold) -> 
         "'jobs': sorted(j.name for j in defs.resolve_all_job_defs())}))"
     )
     result = subprocess.run(
-        [sys.executable, "-c", load, module],
-        env=location_env(scaffold.root),
-        capture_output=True,
-        text=True,
-        timeout=60,
+        [str(environment / "python"), "-c", load, module], capture_output=True, text=True, timeout=60
     )
 
     assert result.returncode == 0, result.stderr
@@ -235,11 +243,10 @@ def test_dagster_loads_the_module_named_in_its_pyproject(scaffold: Scaffold) -> 
 
 
 @pytest.mark.slow
-def test_the_location_s_own_tests_pass(scaffold: Scaffold) -> None:
+def test_the_location_s_own_tests_pass(scaffold: Scaffold, environment: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        [str(environment / "pytest"), "-q", "-p", "no:cacheprovider", "tests"],
         cwd=scaffold.root / FOLDER,
-        env=location_env(scaffold.root),
         capture_output=True,
         text=True,
         timeout=120,
@@ -294,7 +301,7 @@ def test_remove_location_is_the_inverse_and_says_what_it_removed(scaffold: Scaff
     for line in (
         "workspace.yaml: its grpc_server entry",
         f"docker-compose.yml: its service {NAME}",
-        f"code_locations/{NAME}/",
+        f"code_locations/{NAME}/, its lock and environment",
         "Kept: its run history",
     ):
         assert line in removed.stdout
@@ -314,21 +321,17 @@ def test_removing_an_unknown_location_refuses_and_changes_nothing(tmp_path: Path
 
 
 @pytest.mark.slow
-def test_the_generated_location_is_lint_and_type_clean(scaffold: Scaffold) -> None:
-    """`make lint` stays clean after `make new-location`: ruff (lint, format) and mypy on the new project."""
+def test_the_generated_location_is_lint_and_type_clean(scaffold: Scaffold, environment: Path) -> None:
+    """`make lint` stays clean after `make new-location`: ruff (lint, format) and mypy on the new project,
+    mypy with the location's own environment (as `make mypy`)."""
     folder = scaffold.root / FOLDER
     bin_dir = Path(sys.executable).parent
-    env = {
-        **os.environ,
-        "MYPYPATH": os.pathsep.join(
-            str(scaffold.root / path)
-            for path in ("libs/platform_kit/src", "libs/testkit/src", "deploy/sample_api/src", f"{FOLDER}/src")
-        ),
-    }
+    env = {**os.environ, "MYPYPATH": str(folder / "src")}
+    python = str(environment / "python")
     for command in (
         [str(bin_dir / "ruff"), "check", str(folder)],
         [str(bin_dir / "ruff"), "format", "--check", str(folder)],
-        [str(bin_dir / "mypy"), "--no-incremental", str(folder)],
+        [str(bin_dir / "mypy"), "--no-incremental", "--python-executable", python, str(folder)],
     ):
         result = subprocess.run(command, cwd=scaffold.root, env=env, capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, f"{' '.join(command[:2])}:\n{result.stdout}{result.stderr}"

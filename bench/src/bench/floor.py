@@ -7,7 +7,11 @@ value in memory, and writes the same CSV/JSON files. What it does not do: materi
 metadata, events, the IO manager (pickling each value to disk and loading it again), run and
 step bookkeeping in Postgres, a container. That difference is the orchestration overhead.
 
-    python -m bench.floor --api-url http://127.0.0.1:8090 --out /tmp/floor
+    code_locations/modular_assets/.venv/bin/python -P bench/src/bench/floor.py \
+        --api-url http://127.0.0.1:8090 --out /tmp/floor
+
+It runs in modular_assets' own environment (its lock, the pandas of its image), as a file:
+that environment holds the location and platform_kit, not the bench.
 
 Prints one JSON object: seconds for the pipeline and for each step, peak RSS of this process
 (getrusage ru_maxrss, the kernel's VmHWM), and the cost of the imports in two parts: pandas and

@@ -11,7 +11,6 @@ import json
 import shutil
 import statistics
 import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from bench.runs import (
     median_phases,
     wait_for_batch,
 )
-from template_tools.locations import ROOT
+from template_tools.locations import ROOT, CodeLocation
 from testkit.sample_api import running_sample_api
 
 SIMPLE_JOB = ("data_extraction_job", "simple_ops")
@@ -339,10 +338,12 @@ def run_floor(scale: Scale, out_dir: Path) -> dict[str, Any]:
     ``plain_process_s`` is the process's wall time without the import of the location's modules
     (and with them Dagster): what a pandas-only script would take.
     """
+    # In modular_assets' own environment (its lock, as in its image); -P: nothing from bench/ shadows a module.
+    python = CodeLocation("modular_assets").bin() / "python"
     with running_sample_api(users=scale.users, posts_per_user=scale.posts_per_user) as api:
         started = time.monotonic()
         result = subprocess.run(
-            [sys.executable, "-m", "bench.floor", "--api-url", api.url, "--out", str(out_dir)],
+            [str(python), "-P", str(Path(__file__).with_name("floor.py")), "--api-url", api.url, "--out", str(out_dir)],
             capture_output=True,
             text=True,
             check=True,

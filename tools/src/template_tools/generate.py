@@ -4,10 +4,11 @@
     python -m template_tools.generate --check    # exit 1, naming each, when one is not current
 
 The sources: workspace.yaml (the code locations and their teams), deploy/settings.yaml
-(the stack's settings) and deploy/gateway/nginx.conf.template (the gateway). What they
-derive: docker-compose.yml's generated regions and .env.example; the stack's copy of
-workspace.yaml; deploy/kubernetes' values regions, NetworkPolicies, claims and gateway
-ConfigMap; .github/CODEOWNERS' location lines. A hand edit of a generated part is what `--check` catches.
+(the stack's settings), deploy/gateway/nginx.conf.template (the gateway) and the root
+pyproject.toml's pins. What they derive: docker-compose.yml's generated regions and
+.env.example; the stack's copy of workspace.yaml; deploy/kubernetes' values regions,
+NetworkPolicies, claims and gateway ConfigMap; .github/CODEOWNERS' location lines; the pins
+region of each location's pyproject.toml. A hand edit of a generated part is what `--check` catches.
 """
 
 from __future__ import annotations
@@ -18,14 +19,21 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from template_tools import codeowners, compose, kubernetes, settings
+from template_tools import codeowners, compose, kubernetes, locks, settings
 from template_tools.locations import ROOT, WORKSPACE, WorkspaceError, parse_workspace, read_locations
 from template_tools.regions import RegionError
 
 #: The copy of workspace.yaml the stack mounts (a folder mount: see live_workspace).
 LIVE_WORKSPACE = "deploy/workspace/workspace.yaml"
 
-ERRORS = (WorkspaceError, RegionError, settings.SettingsError, kubernetes.KubernetesError, codeowners.CodeownersError)
+ERRORS = (
+    WorkspaceError,
+    RegionError,
+    settings.SettingsError,
+    kubernetes.KubernetesError,
+    codeowners.CodeownersError,
+    locks.LockError,
+)
 
 
 def read(root: Path, path: str, sources: Mapping[str, str] | None = None) -> str:
@@ -54,6 +62,7 @@ def outputs(root: Path, sources: Mapping[str, str] | None = None) -> dict[str, s
         settings.ENV_EXAMPLE: settings.env_example(table, defaults, locations),
         **kubernetes.generate(root, locations),
         codeowners.CODEOWNERS: codeowners.render(read(root, codeowners.CODEOWNERS, sources), locations),
+        **locks.pyprojects(root, locations, sources),
     }
 
 
@@ -117,8 +126,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if differing:
             print(
                 "verify: a generated file was edited by hand, or its source changed without `make generate`. "
-                "Edit the source (workspace.yaml, deploy/settings.yaml, deploy/gateway/nginx.conf.template, or "
-                "the parts outside `# >>> generated` regions), then run `make generate` and commit the result.",
+                "Edit the source (workspace.yaml, deploy/settings.yaml, deploy/gateway/nginx.conf.template, the "
+                "root pyproject.toml's pins, or the parts outside `# >>> generated` regions), then run "
+                "`make generate` and commit the result.",
                 file=sys.stderr,
             )
             return 1

@@ -48,8 +48,18 @@ class CodeLocation:
 
     @property
     def package(self) -> str:
-        """Its distribution name in the uv workspace, e.g. ``simple-ops``."""
+        """Its distribution name (its project's), e.g. ``simple-ops``."""
         return self.name.replace("_", "-")
+
+    def bin(self, root: Path = ROOT) -> Path:
+        """The scripts folder of its own environment (``make venv``: from its own uv.lock, as its image)."""
+        folder = root / self.folder / ".venv" / "bin"
+        if not (folder / "python").exists():
+            raise WorkspaceError(
+                f"{self.folder}/.venv does not exist: the location's code runs in its own environment; "
+                f"run `make venv` (or `make venv LOCATION={self.name}`)"
+            )
+        return folder
 
     @property
     def module(self) -> str:

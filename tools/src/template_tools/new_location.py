@@ -6,9 +6,10 @@
 Creates code_locations/<name>/ from the templates in templates/new_location/, adds the
 location and its team to workspace.yaml (the one list of code locations), and writes
 what derives from that list (`make generate`: its compose service, network and IO
-volume, its Kubernetes parts, its CODEOWNERS line). The uv workspace picks the folder
-up by its glob, the image build by its LOCATION build argument. `make new-location`
-then runs `uv lock`, which adds the project to uv.lock.
+volume, its Kubernetes parts, its CODEOWNERS line, the platform's pins in its
+pyproject.toml). The image build picks it up by its LOCATION
+build argument. `make new-location` then locks the project on its own
+(`make lock LOCATION=<name>`: code_locations/<name>/uv.lock).
 
 Every change is computed and checked before the first file is written, and a name
 that is already used anywhere is refused: nothing is ever overwritten.
@@ -27,17 +28,16 @@ from pathlib import Path
 
 import yaml
 
-from template_tools import generate
+from template_tools import generate, templating
 from template_tools.compose import PLATFORM_NETWORKS
 from template_tools.locations import ROOT, TEAM, WORKSPACE, CodeLocation, WorkspaceError, add_location, parse_workspace
 
-TEMPLATES = Path(__file__).resolve().parent / "templates" / "new_location"
+TEMPLATES = templating.TEMPLATES / "new_location"
 GUIDE = "docs/adding-a-code-location.md"
 COMPOSE = "docker-compose.yml"
 LOCK = "uv.lock"
 
 NAME = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
-PLACEHOLDER = re.compile(r"\{\{([a-z_]+)\}\}")
 
 #: Generated files: path in the new location (``{name}`` is filled in) -> template file.
 LOCATION_FILES: Mapping[str, str] = {
@@ -75,21 +75,6 @@ class Change:
     path: str
     text: str
     created: bool
-
-
-def render(template: str, variables: Mapping[str, str]) -> str:
-    """``template`` with every ``{{name}}`` replaced by ``variables[name]``.
-
-    Only ``{{lower_case}}`` is a placeholder, so ``$`` and single braces (compose
-    variables, f-strings, YAML flow maps) stay as written.
-    """
-
-    def value(match: re.Match[str]) -> str:
-        if match.group(1) not in variables:
-            raise KeyError(f"template placeholder {match.group(0)} has no value")
-        return variables[match.group(1)]
-
-    return PLACEHOLDER.sub(value, template)
 
 
 def validate(location: Location) -> None:
@@ -144,18 +129,20 @@ def find_conflicts(root: Path, location: Location) -> list[str]:
         conflicts.append(f"{COMPOSE}: has a service named {location.name}")
     if location.name in compose_volumes(read(root, COMPOSE)):
         conflicts.append(f"{COMPOSE}: has a volume named {location.name}")
-    try:
-        packages = tomllib.loads(read(root, LOCK)).get("package", [])
-    except tomllib.TOMLDecodeError as error:
-        raise ScaffoldError(f"{LOCK} is not valid TOML ({error}); run `make lock` first") from None
-    if any(entry["name"] == location.package for entry in packages):
-        conflicts.append(f"{LOCK}: has a package named {location.package}")
+    # Its package must not shadow a library of the platform's lock or of any location's.
+    for lock in [LOCK, *sorted(str(path.relative_to(root)) for path in root.glob(f"code_locations/*/{LOCK}"))]:
+        try:
+            packages = tomllib.loads(read(root, lock)).get("package", [])
+        except tomllib.TOMLDecodeError as error:
+            raise ScaffoldError(f"{lock} is not valid TOML ({error}); run `make lock` first") from None
+        if any(entry["name"] == location.package for entry in packages):
+            conflicts.append(f"{lock}: has a package named {location.package}")
     return conflicts
 
 
 def template(name: str, location: Location) -> str:
     """The template file ``name`` rendered for ``location``."""
-    return render((TEMPLATES / name).read_text(encoding="utf-8"), location.variables())
+    return templating.render((TEMPLATES / name).read_text(encoding="utf-8"), location.variables())
 
 
 def compose_services(text: str) -> list[str]:
@@ -179,17 +166,20 @@ def plan(root: Path, location: Location) -> list[Change]:
             + "Nothing was changed. Choose another NAME, or remove the existing location first "
             f"(`make remove-location NAME={location.name}`)."
         )
+    scaffolded = {
+        f"{location.folder}/{target.format(name=location.name)}": template(source, location)
+        for target, source in LOCATION_FILES.items()
+    }
     try:
         workspace = add_location(read(root, WORKSPACE), location)
-        derived = generate.outputs(root, {WORKSPACE: workspace})
+        # The new pyproject.toml gets the platform's pins as `make generate` writes them.
+        derived = generate.outputs(root, {WORKSPACE: workspace, **scaffolded})
     except generate.ERRORS as error:
         raise ScaffoldError(f"{error}. Nothing was changed.") from None
-    files = [
-        Change(f"{location.folder}/{target.format(name=location.name)}", template(source, location), created=True)
-        for target, source in LOCATION_FILES.items()
-    ]
-    edits = {WORKSPACE: workspace, **derived}
-    return files + [
+    created = {path: derived.pop(path, text) for path, text in scaffolded.items()}
+    created |= {path: text for path, text in derived.items() if read_or_none(root, path) is None}
+    edits = {WORKSPACE: workspace, **{path: text for path, text in derived.items() if path not in created}}
+    return [Change(path, text, created=True) for path, text in created.items()] + [
         Change(path, text, created=False) for path, text in edits.items() if text != read_or_none(root, path)
     ]
 
@@ -216,7 +206,7 @@ def next_steps(location: Location, changes: Sequence[Change]) -> str:
             "and registered it in:",
             *(f"  ~ {path}" for path in edited),
             "",
-            "Next steps (`make new-location` already ran `make lock`):",
+            f"Next steps (`make new-location` already ran `make lock LOCATION={name}`: its own uv.lock):",
             f"  make test-location LOCATION={name}   # its own tests",
             f"  make deploy LOCATION={name}          # build, test and start it; no other team's service restarts",
             f"Every later deploy of it is the same command; make rollback LOCATION={name} returns to the one before.",

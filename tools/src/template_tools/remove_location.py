@@ -3,8 +3,8 @@
     make remove-location NAME=billing_reports
     python -m template_tools.remove_location billing_reports [--root PATH]
 
-Deletes code_locations/<name>/, its entry in workspace.yaml and what derives from it
-(`make generate`; `make remove-location` then runs `uv lock`). The run history is kept:
+Deletes code_locations/<name>/ (its lock and environment with it), its entry in
+workspace.yaml and what derives from it (`make generate`); no other lock changes. The run history is kept:
 runs, events and asset materializations live in Postgres, which this does not touch,
 so the UI still shows the location's past runs. Every change is checked before
 anything is written, and each removed thing is printed.
@@ -24,8 +24,8 @@ from template_tools.locations import ROOT, WORKSPACE, WorkspaceError, remove_loc
 from template_tools.new_location import Change, ScaffoldError, apply, read, read_or_none, registered
 
 
-def plan(root: Path, name: str) -> tuple[list[Change], Path | None]:
-    """The edited and regenerated files, and the folder to delete (None if already gone)."""
+def plan(root: Path, name: str) -> tuple[list[Change], list[Path]]:
+    """The edited and regenerated files, and what to delete: its folder (if still there)."""
     names = registered(root)
     if name not in names:
         raise ScaffoldError(
@@ -41,8 +41,8 @@ def plan(root: Path, name: str) -> tuple[list[Change], Path | None]:
     except (*generate.ERRORS, WorkspaceError) as error:
         raise ScaffoldError(f"{error}. Nothing was changed.") from None
     changes = [Change(path, text, created=False) for path, text in edits.items() if text != read_or_none(root, path)]
-    folder = root / "code_locations" / name
-    return changes, folder if folder.exists() else None
+    gone = [root / "code_locations" / name]
+    return changes, [path for path in gone if path.exists()]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -54,20 +54,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     root = args.root.resolve()
     try:
-        changes, folder = plan(root, args.name)
+        changes, deleted = plan(root, args.name)
     except ScaffoldError as error:
         print(f"remove-location: {error}", file=sys.stderr)
         return 1
     apply(root, changes)
-    if folder is not None:
-        shutil.rmtree(folder)
+    for path in deleted:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
     print(f"remove-location: removed code location {args.name}:")
     print(f"  - {WORKSPACE}: its grpc_server entry")
     print(f"  - {COMPOSE}: its service {args.name}, its network and IO volume")
     for change in changes:
         if change.path not in (WORKSPACE, COMPOSE):
             print(f"  - {change.path}: its generated parts")
-    print(f"  - code_locations/{args.name}/" + ("" if folder else " (was already gone)"))
+    folder = root / "code_locations" / args.name
+    print(
+        f"  - code_locations/{args.name}/, its lock and environment"
+        + ("" if folder in deleted else " (was already gone)")
+    )
     print("Kept: its run history, asset materializations and schedule/sensor state in Postgres, and its exports.")
     print(
         "The webserver and the daemon drop it from the workspace by themselves; `make remove-location` then "

@@ -44,21 +44,56 @@ def _tool(module: str, root: Path, *args: str) -> subprocess.CompletedProcess[st
 
 
 def new_location(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """`make new-location` (without its `uv lock`) against ``root``."""
+    """`make new-location` (without its `make lock`) against ``root``."""
     return _tool("template_tools.new_location", root, *args)
 
 
 def remove_location(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """`make remove-location` (without its `uv lock`) against ``root``."""
+    """`make remove-location` against ``root``."""
     return _tool("template_tools.remove_location", root, *args)
 
 
-def lock(root: Path, environment: Path) -> subprocess.CompletedProcess[str]:
-    """`uv lock` in ``root`` (from uv's cache when it can, else from PyPI); ``environment`` is a scratch venv path."""
+def lock(root: Path, environment: Path, *locations: str) -> subprocess.CompletedProcess[str]:
+    """`make lock` in ``root`` (with ``locations``: `make lock LOCATION=...` of each), from uv's cache when
+    it can, else from PyPI; ``environment`` is a scratch venv path, so no step touches a real one."""
     env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(environment)}
 
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(UV), "lock", *args], cwd=root, env=env, capture_output=True, text=True, timeout=180)
+    def run(*offline: str) -> subprocess.CompletedProcess[str]:
+        steps = [] if locations else [[str(UV), "lock", *offline]]
+        only = [arg for name in locations for arg in ("--location", name)]
+        steps.append(
+            [sys.executable, "-m", "template_tools.locks", "--root", str(root), "--uv", str(UV), "lock", *only]
+        )
+        out, err = [], []
+        for step in steps:
+            result = subprocess.run(
+                step,
+                cwd=root,
+                env={**env, "UV_OFFLINE": "1"} if offline else env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            out.append(result.stdout)
+            err.append(result.stderr)
+            if result.returncode:
+                break
+        return subprocess.CompletedProcess(steps[-1], result.returncode, "".join(out), "".join(err))
 
     locked = run("--offline")
     return locked if locked.returncode == 0 else run()
+
+
+def sync(root: Path, location: str, environment: Path) -> Path:
+    """The location's own environment (`make venv`: from its lock in ``root``), made at ``environment``
+    (outside the copy, so that snapshots of the copy stay small); its bin folder."""
+    folder = root / "code_locations" / location
+    env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(environment)}
+    for network in ("--offline", "--no-offline"):
+        command = [str(UV), "sync", "--frozen", network, "--project", str(folder)]
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        if result.returncode == 0:
+            break
+    else:
+        raise RuntimeError(f"uv sync of {folder} failed:\n{result.stderr}")
+    return environment / "bin"
