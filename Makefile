@@ -254,8 +254,12 @@ test: lint test-deps ## lint, then every test: unit and integration, then end-to
 
 .PHONY: test-unit
 test-unit: venv ## the fast tier: every test that needs neither Docker nor the stack [LOCATION=<name>: its tests only]
-	$(if $(LOCATION),,$(VENV)/bin/pytest -m "not docker and not e2e" $(TEST_PATHS))
+	$(if $(LOCATION),,@$(MAKE) --no-print-directory test-platform)
 	@$(call location_tests,-m "not docker")
+
+.PHONY: test-platform
+test-platform: venv ## the platform's fast tier, without the locations' own tests (CI's; each location's pipeline runs those)
+	$(VENV)/bin/pytest -m "not docker and not e2e" $(TEST_PATHS)
 
 .PHONY: test-docker
 test-docker: venv ## the tests that need a Docker engine (not the stack): launcher, socket proxy, Postgres roles

@@ -50,7 +50,26 @@ def test_every_output_is_a_file_of_the_repo() -> None:
         "deploy/workspace/workspace.yaml",
         "code_locations/simple_ops/pyproject.toml",
         "code_locations/modular_assets/pyproject.toml",
+        ".github/workflows/location-simple_ops.yml",
+        ".github/workflows/location-modular_assets.yml",
     }
+
+
+def test_the_pipeline_of_a_location_no_longer_listed_fails_verify_and_generate_deletes_it(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    orphan = repo / ".github/workflows/location-gone_team.yml"
+    orphan.write_text(
+        (repo / ".github/workflows/location-simple_ops.yml").read_text().replace("simple_ops", "gone_team")
+    )
+
+    assert generate.main(["--root", str(repo), "--check"]) == 1
+    assert (
+        "location-gone_team.yml is the pipeline of a location workspace.yaml no longer lists" in capsys.readouterr().err
+    )
+    assert generate.main(["--root", str(repo)]) == 0
+    assert not orphan.exists() and (repo / ".github/workflows/ci.yml").is_file()
+    assert generate.main(["--root", str(repo), "--check"]) == 0
 
 
 @pytest.mark.parametrize("path", GENERATED)

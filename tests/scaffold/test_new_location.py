@@ -41,6 +41,8 @@ EDITED = (
     "deploy/kubernetes/manifests/storage.yaml",
     ".github/CODEOWNERS",
 )
+#: The file outside the new folder that the command creates: the location's own pipeline.
+WORKFLOW = f".github/workflows/location-{NAME}.yml"
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ def scaffold(tmp_path_factory: pytest.TempPathFactory) -> Scaffold:
     before = snapshot(root)
     result = new_location(root, NAME, "--team", TEAM)
     changed = {path for path, content in snapshot(root).items() if before.get(path) != content}
-    assert changed - {p for p in changed if p.startswith(f"{FOLDER}/")} <= set(EDITED), changed
+    assert changed - {p for p in changed if p.startswith(f"{FOLDER}/")} <= {*EDITED, WORKFLOW}, changed
     return Scaffold(root, {path: before[path].decode() for path in EDITED}, result)
 
 
@@ -98,6 +100,24 @@ def test_it_edits_only_the_one_list_and_generates_the_rest(
     """The diff shows no hand-edited copy: what the command wrote is what `make generate` writes."""
     assert generate.main(["--root", str(scaffold.root), "--check"]) == 0, capsys.readouterr().err
     assert read_locations(scaffold.root)[-1].team == TEAM
+
+
+def test_it_gets_its_own_pipeline_that_runs_on_its_folder_and_deploys_with_its_team_s_token(
+    scaffold: Scaffold,
+) -> None:
+    workflow = yaml.safe_load((scaffold.root / WORKFLOW).read_text(encoding="utf-8"))
+    triggers = workflow[True]  # YAML 1.1 reads the key `on` as a boolean
+    for event in ("push", "pull_request"):
+        paths = triggers[event]["paths"]
+        assert f"{FOLDER}/**" in paths and "uv.lock" in paths
+        assert not [path for path in paths if path.startswith("code_locations/") and path != f"{FOLDER}/**"]
+    jobs = workflow["jobs"]
+    assert f"make test-location LOCATION={NAME}" in [step.get("run") for step in jobs["test"]["steps"]]
+    assert f"--build-arg LOCATION={NAME}" in jobs["build"]["steps"][-1]["run"]
+    deploy = jobs["deploy"]["steps"][-1]
+    assert deploy["run"] == f"make deploy LOCATION={NAME} TEST=0"
+    assert deploy["env"] == {"DAGSTER_DEPLOY_TOKEN": "${{ secrets.DAGSTER_DEPLOY_TOKEN_BILLING }}"}
+    assert "github.ref == 'refs/heads/main'" in jobs["deploy"]["if"]
 
 
 def test_every_edit_only_adds_lines(scaffold: Scaffold) -> None:
@@ -302,6 +322,7 @@ def test_remove_location_is_the_inverse_and_says_what_it_removed(scaffold: Scaff
         "workspace.yaml: its grpc_server entry",
         f"docker-compose.yml: its service {NAME}",
         f"code_locations/{NAME}/, its lock and environment",
+        f"{WORKFLOW}: its pipeline",
         "Kept: its run history",
     ):
         assert line in removed.stdout

@@ -8,7 +8,7 @@ The sources: workspace.yaml (the code locations and their teams), deploy/setting
 pyproject.toml's pins. What they derive: docker-compose.yml's generated regions and
 .env.example; the stack's copy of workspace.yaml; deploy/kubernetes' values regions,
 NetworkPolicies, claims and gateway ConfigMap; .github/CODEOWNERS' location lines; the pins
-region of each location's pyproject.toml. A hand edit of a generated part is what `--check` catches.
+region of each location's pyproject.toml; each location's pipeline (.github/workflows/location-<name>.yml). A hand edit of a generated part is what `--check` catches.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from template_tools import codeowners, compose, kubernetes, locks, settings
+from template_tools import codeowners, compose, kubernetes, locks, settings, workflows
 from template_tools.locations import ROOT, WORKSPACE, WorkspaceError, parse_workspace, read_locations
 from template_tools.regions import RegionError
 
@@ -63,6 +63,7 @@ def outputs(root: Path, sources: Mapping[str, str] | None = None) -> dict[str, s
         **kubernetes.generate(root, locations),
         codeowners.CODEOWNERS: codeowners.render(read(root, codeowners.CODEOWNERS, sources), locations),
         **locks.pyprojects(root, locations, sources),
+        **workflows.generate(locations),
     }
 
 
@@ -117,13 +118,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"generate: {error}", file=sys.stderr)
         return 1
     differing = stale(root, files)
+    orphans = workflows.orphans(root, read_locations(root))
     if args.check:
+        for path in orphans:
+            print(f"verify: {path} is the pipeline of a location workspace.yaml no longer lists", file=sys.stderr)
         for path in differing:
             print(
                 f"verify: {path} is not what `make generate` writes:\n{excerpt(root, path, files[path])}\n",
                 file=sys.stderr,
             )
-        if differing:
+        if differing or orphans:
             print(
                 "verify: a generated file was edited by hand, or its source changed without `make generate`. "
                 "Edit the source (workspace.yaml, deploy/settings.yaml, deploy/gateway/nginx.conf.template, the "
@@ -137,7 +141,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     write(root, files, differing)
     for path in differing:
         print(f"generate: wrote {path}")
-    if not differing:
+    for path in orphans:
+        (root / path).unlink()
+        print(f"generate: deleted {path} (its location is no longer in {WORKSPACE})")
+    if not differing and not orphans:
         print(f"generate: the {len(files)} generated files are current")
     return 0
 

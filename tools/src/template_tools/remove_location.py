@@ -3,8 +3,9 @@
     make remove-location NAME=billing_reports
     python -m template_tools.remove_location billing_reports [--root PATH]
 
-Deletes code_locations/<name>/ (its lock and environment with it), its entry in
-workspace.yaml and what derives from it (`make generate`); no other lock changes. The run history is kept:
+Deletes code_locations/<name>/ (its lock and environment with it), its pipeline
+(.github/workflows/location-<name>.yml), its entry in workspace.yaml and what derives from
+it (`make generate`); no other lock changes. The run history is kept:
 runs, events and asset materializations live in Postgres, which this does not touch,
 so the UI still shows the location's past runs. Every change is checked before
 anything is written, and each removed thing is printed.
@@ -18,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from template_tools import generate
+from template_tools import generate, workflows
 from template_tools.compose import COMPOSE, drop_location_env
 from template_tools.locations import ROOT, WORKSPACE, WorkspaceError, remove_location
 from template_tools.new_location import Change, ScaffoldError, apply, read, read_or_none, registered
@@ -41,7 +42,7 @@ def plan(root: Path, name: str) -> tuple[list[Change], list[Path]]:
     except (*generate.ERRORS, WorkspaceError) as error:
         raise ScaffoldError(f"{error}. Nothing was changed.") from None
     changes = [Change(path, text, created=False) for path, text in edits.items() if text != read_or_none(root, path)]
-    gone = [root / "code_locations" / name]
+    gone = [root / "code_locations" / name, root / workflows.path(name)]
     return changes, [path for path in gone if path.exists()]
 
 
@@ -70,6 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for change in changes:
         if change.path not in (WORKSPACE, COMPOSE):
             print(f"  - {change.path}: its generated parts")
+    pipeline = root / workflows.path(args.name)
+    if pipeline in deleted:
+        print(f"  - {workflows.path(args.name)}: its pipeline")
     folder = root / "code_locations" / args.name
     print(
         f"  - code_locations/{args.name}/, its lock and environment"
