@@ -90,6 +90,7 @@ def test_the_command_creates_a_complete_location_and_prints_the_next_steps(scaff
     # A project of its own: the platform's libraries from this repository, the platform's pins.
     assert project["tool"]["uv"]["sources"]["platform-kit"] == {"path": "../../libs/platform_kit", "editable": True}
     assert project["tool"]["uv"]["constraint-dependencies"] == locks.pins((ROOT / "pyproject.toml").read_text())
+    assert f"its pipeline (tests, builds and deploys only this location):\n  + {WORKFLOW}\n" in scaffold.result.stdout
     for step in (f"make test-location LOCATION={NAME}", f"make deploy LOCATION={NAME}", "no other team"):
         assert step in scaffold.result.stdout
 

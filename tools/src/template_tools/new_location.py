@@ -196,13 +196,17 @@ def apply(root: Path, changes: Sequence[Change]) -> None:
 
 def next_steps(location: Location, changes: Sequence[Change]) -> str:
     """What was done and what to do next, for the terminal."""
-    created = [c.path for c in changes if c.created]
+    inside = location.folder + "/"
+    created = [c.path.removeprefix(inside) for c in changes if c.created and c.path.startswith(inside)]
+    outside = [c.path for c in changes if c.created and not c.path.startswith(inside)]
     edited = [c.path for c in changes if not c.created]
     name = location.name
     return "\n".join(
         [
             f"new-location: created code location {name} (owner team:{location.team}) in {location.folder}/:",
-            *(f"  + {path.removeprefix(location.folder + '/')}" for path in created),
+            *(f"  + {path}" for path in created),
+            "its pipeline (tests, builds and deploys only this location):",
+            *(f"  + {path}" for path in outside),
             "and registered it in:",
             *(f"  ~ {path}" for path in edited),
             "",
