@@ -325,7 +325,7 @@ images: ## build every image and tag it for a registry: make images REGISTRY=<re
 
 # --- benchmarks (not part of `make test`; see bench/README.md) ------------------------
 .PHONY: bench
-bench: venv ## this stack against stock Dagster settings, interleaved: start-up, idle, runs, throughput, redeploy, scale, access, deploys (~65-80 min)
+bench: venv ## this stack against stock Dagster settings, interleaved: start-up, idle, runs, throughput, scale; then access and deploys (~65-80 min)
 	$(VENV)/bin/python -m bench.run $(BENCH_ARGS)
 	$(VENV)/bin/python -m bench.access
 	$(VENV)/bin/python -m bench.deploys

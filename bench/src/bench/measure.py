@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import shutil
 import statistics
 import subprocess
 import time
@@ -29,7 +28,7 @@ from bench.runs import (
     median_phases,
     wait_for_batch,
 )
-from template_tools.locations import ROOT, CodeLocation
+from template_tools.locations import CodeLocation
 from testkit.sample_api import running_sample_api
 
 SIMPLE_JOB = ("data_extraction_job", "simple_ops")
@@ -244,91 +243,6 @@ def throughput(stack: BenchStack, count: int, details: dict[str, Any]) -> list[M
         Metric("  throughput: launch -> end of a run, p50", "s", [statistics.median(totals)]),
         Metric("  throughput: launch -> end of a run, p95", "s", [p95]),
     ]
-
-
-# --- redeploy under load -----------------------------------------------------------------
-def _build_context(stack: BenchStack, location: str) -> Path:
-    """A copy of the build context, used through an extra compose file that points the location's
-    build there: the redeploys change its definitions.py, never the repository's."""
-    context = stack.workdir / "build-context"
-    if not context.exists():
-        shutil.copytree(
-            ROOT,
-            context,
-            ignore=shutil.ignore_patterns(
-                ".git", ".venv", ".tools", ".pytest_cache", "__pycache__", "test-artifacts", "exports", ".secrets"
-            ),
-        )
-    stack.override_file = stack.workdir / "redeploy.yml"
-    stack.override_file.write_text(json.dumps({"services": {location: {"build": {"context": str(context)}}}}))
-    return context / "code_locations" / location / "src" / location / "definitions.py"
-
-
-def redeploys(stack: BenchStack, repeat: int, per_location: int, details: dict[str, Any]) -> list[Metric]:
-    """A code-only redeploy of modular_assets while both teams have work queued, ``repeat`` times.
-
-    Each time: the sensors are started, ``per_location`` runs of each location are queued (the
-    instance starts 2 per location at once, so some of the redeployed location's wait), the
-    location's image is rebuilt with a changed definitions.py and its service recreated. Then
-    until every run has ended: the runs that did not succeed (lost), the sensor and schedule
-    ticks that failed, and the time from the recreate until the webserver serves the new code
-    (the location LOADED with a new versionKey, the new server's id).
-    """
-    location, other = MODULAR_JOB[1], SIMPLE_JOB[1]
-    definitions = _build_context(stack, location)
-    rebuild = Metric(f"code-only rebuild of the {location} image", "s")
-    served = Metric(f"redeploy: recreate -> new {location} code served", "s", target=3.0)
-    lost = {
-        name: Metric(
-            f"redeploy: runs lost, {name} (redeployed)" if name == location else f"redeploy: runs lost, {name}",
-            "",
-            target=0,
-        )
-        for name in (location, other)
-    }
-    ticks = Metric("redeploy: sensor and schedule ticks failed", "")
-    rounds: list[dict[str, Any]] = []
-    stack.set_sensors(running=True)
-    try:
-        for _ in range(repeat):
-            with definitions.open("a") as handle:
-                handle.write(f"# bench redeploy {uuid.uuid4().hex}\n")
-            started = time.monotonic()
-            stack.compose("build", location)
-            rebuild.samples.append(time.monotonic() - started)
-            before, since = stack.locations()[location]["versionKey"], time.time()
-            batch = f"redeploy-{uuid.uuid4().hex[:8]}"
-            runs = launch_batch(stack, batch, [MODULAR_JOB, SIMPLE_JOB] * per_location)
-            started = time.monotonic()
-            stack.recreate(location)
-            wait_for(
-                functools.partial(stack.loaded_version, location, other_than=before),
-                timeout=120,
-                interval=0.1,
-                what=f"the new {location} code to load",
-            )
-            served.samples.append(time.monotonic() - started)
-            wait_for_batch(stack, batch, runs, timeout=900)
-            for name, metric in lost.items():
-                metric.samples.append(sum(run.location == name and run.status != "SUCCESS" for run in runs))
-            failed_ticks = stack.failed_ticks(since)
-            ticks.samples.append(len(failed_ticks))
-            rounds.append(
-                {
-                    "rebuild_s": rebuild.samples[-1],
-                    "served_s": served.samples[-1],
-                    "runs": [dataclasses.asdict(run) for run in runs],
-                    "failed_ticks": failed_ticks,
-                    "load": load_average(),
-                }
-            )
-    finally:
-        stack.override_file = None
-        stack.set_sensors(running=False)
-    details["redeploys"] = rounds
-    failed_names = sorted({tick.split(":")[0] for round_ in rounds for tick in round_["failed_ticks"]})
-    ticks.reference = ", ".join(failed_names) or "(sensors tick every 30 s: a failure needs a tick while it is down)"
-    return [served, *lost.values(), ticks, rebuild]
 
 
 # --- orchestration overhead -------------------------------------------------------------

@@ -46,15 +46,11 @@ class Plan:
     idle_window_s: float
     repeat: int  # runs per job for the latency rows
     throughput_runs: int
-    redeploys: int
-    redeploy_runs: int  # queued per location during each redeploy
     scales: tuple[tuple[Scale, int], ...]
 
 
-FULL = Plan(
-    2, 30, 60, 5, 50, 2, 4, ((Scale("10x", 100), 3), (Scale("1,000x", 10_000), 2), (Scale("10,000x", 100_000), 1))
-)
-QUICK = Plan(1, 20, 30, 2, 12, 1, 3, ((Scale("10x", 100), 1),))
+FULL = Plan(2, 30, 60, 5, 50, ((Scale("10x", 100), 3), (Scale("1,000x", 10_000), 2), (Scale("10,000x", 100_000), 1)))
+QUICK = Plan(1, 20, 30, 2, 12, ((Scale("10x", 100), 1),))
 ORDER = (
     "cold start",
     "warm start",
@@ -62,7 +58,6 @@ ORDER = (
     "run latency",
     "overhead",
     "throughput",
-    "redeploy",
     "scale",
     "metrics scrape",
     "image sizes",
@@ -177,9 +172,6 @@ def measure_all(bench: Bench, plan: Plan, quick: bool) -> None:
     def throughput(stack: BenchStack) -> list[Metric]:
         return measure.throughput(stack, plan.throughput_runs, bench.details[stack.label])
 
-    def redeploy(stack: BenchStack) -> list[Metric]:
-        return measure.redeploys(stack, plan.redeploys, plan.redeploy_runs, bench.details[stack.label])
-
     def scrape(stack: BenchStack) -> list[Metric]:
         return measure.scrape_cost(stack, bench.details[stack.label])
 
@@ -187,7 +179,7 @@ def measure_all(bench: Bench, plan: Plan, quick: bool) -> None:
         largest = scale == plan.scales[-1][0] and not quick
         return measure.scale_runs(stack, scale, runs, largest, floor_cache, bench.details[stack.label])
 
-    blocks += [("run latency", latency), ("throughput", throughput), ("redeploy", redeploy), ("metrics scrape", scrape)]
+    blocks += [("run latency", latency), ("throughput", throughput), ("metrics scrape", scrape)]
     blocks += [(f"scale {scale.label}", functools.partial(scale_block, scale, runs)) for scale, runs in plan.scales]
     for index, (section, block) in enumerate(blocks):
         for stack in bench.each(index):
