@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from template_tools import deploy
-from template_tools.deploy import DeployError, Location, Log
+from template_tools.switch import DeployError, Location, Log
 
 
 def test_failing_tests_stop_a_deploy_and_show_their_output(tmp_path: Path) -> None:
