@@ -70,6 +70,17 @@ def test_each_mutation_is_a_row_and_a_count_that_pruning_leaves_alone(connect) -
         ]
 
 
+def test_a_record_is_one_transaction_that_leaves_the_shared_connection_as_it_was(connect) -> None:  # type: ignore[no-untyped-def]
+    audit = AuditLog(connect)
+    audit.write(record("launchRun", "allowed"))
+
+    # Dagster's storage shares the pool: its statements must still autocommit, and wait for the disk.
+    with connect() as connection:
+        assert connection.connection.dbapi_connection.autocommit
+        assert connection.execute(sa.text("SHOW synchronous_commit")).scalar() == "on"
+        assert connection.execute(sa.select(sa.func.count()).select_from(audit_store.AUDIT_LOG)).scalar() == 1
+
+
 def test_before_any_webserver_started_there_is_nothing_to_prune_or_count(connect) -> None:  # type: ignore[no-untyped-def]
     with connect() as connection:
         assert audit_store.prune(connection, retention_days=1) == 0
