@@ -35,8 +35,8 @@ from dagster._daemon.run_coordinator import QueuedRunCoordinatorDaemon
 from dagster_docker.container_context import DockerContainerContext
 
 from instance_kit import releases
+from instance_kit.docker_policy import LaunchPolicy, VolumeGrant
 from instance_kit.launcher import PolicyDockerRunLauncher
-from instance_kit.policy import LaunchPolicy, VolumeGrant
 from instance_kit.workspace import read_locations
 from testkit.stack import free_port
 

@@ -8,7 +8,7 @@ import pytest
 from dagster_docker.container_context import DockerContainerContext
 
 from instance_kit import releases
-from instance_kit.policy import LaunchPolicy
+from instance_kit.docker_policy import LaunchPolicy
 from instance_kit.releases import Deployment, LocationReleases, Release
 
 POLICY = LaunchPolicy(

@@ -30,8 +30,10 @@ it. :class:`PolicyDockerRunLauncher` decides in the daemon instead:
 
 Networks and volume names may contain ``{location}``: each run gets (and may
 ask for) its own location's, never another location's. The policy and its checks are
-:mod:`instance_kit.policy`, the origin checks :mod:`instance_kit.origin`: this module
-is the Docker launcher that applies them.
+:mod:`instance_kit.docker_policy` (with the rules it shares with the Kubernetes launcher,
+:mod:`instance_kit.policy`), the decision and the refusal :mod:`instance_kit.decision`,
+the origin checks :mod:`instance_kit.origin`: this module is the Docker launcher that
+applies them.
 
 Configure it in ``dagster.yaml`` in place of ``dagster_docker.DockerRunLauncher``::
 
@@ -64,9 +66,9 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 import dagster._check as check
 import yaml
-from dagster._core.errors import DagsterInvalidConfigError, DagsterUserCodeUnreachableError
+from dagster._core.errors import DagsterInvalidConfigError
 from dagster._core.launcher import LaunchRunContext, ResumeRunContext
-from dagster._core.storage.tags import DOCKER_IMAGE_TAG, MAX_RETRIES_TAG, MAX_RUNTIME_SECONDS_TAG
+from dagster._core.storage.tags import MAX_RUNTIME_SECONDS_TAG
 from dagster._grpc.types import ExecuteRunArgs, ResumeRunArgs
 from dagster._serdes.config_class import ConfigurableClassData
 from dagster._utils.merger import merge_dicts
@@ -74,8 +76,9 @@ from dagster_docker import DockerRunLauncher
 from dagster_docker.container_context import DockerContainerContext
 from dagster_docker.utils import DOCKER_CONFIG_SCHEMA
 
-from instance_kit.origin import origin_violations, run_location
-from instance_kit.policy import DEFAULT_USER, LaunchPolicy, VolumeGrant
+from instance_kit.decision import decide, refuse
+from instance_kit.docker_policy import DEFAULT_USER, LaunchPolicy, VolumeGrant
+from instance_kit.origin import run_location
 from instance_kit.releases import ReleaseError, release_tags
 from instance_kit.workspace import read_locations
 
@@ -83,15 +86,6 @@ if TYPE_CHECKING:
     from dagster._core.workspace.context import BaseWorkspaceRequestContext
 
 DEFAULT_LOCATIONS_FILE = "/opt/dagster/dagster_home/workspace.yaml"
-
-
-def refusal_message(location: str | None, violations: Sequence[str]) -> str:
-    return (
-        f"Run launch refused by {PolicyDockerRunLauncher.__name__} for code location "
-        f"{location!r}: the run asks for more than the launch policy allows or its code location serves: "
-        + "; ".join(violations)
-        + ". No container was created."
-    )
 
 
 POLICY_CONFIG_SCHEMA = merge_dicts(
@@ -213,11 +207,7 @@ class PolicyDockerRunLauncher(DockerRunLauncher):
         location = run_location(run)
         violations = self.violations(run, docker_image, command, workspace)
         if violations:
-            message = refusal_message(location, violations)
-            self._instance.report_engine_event(message, run, cls=self.__class__)
-            # A retry would be refused again (or, rebuilt from the workspace, launch what was refused).
-            self._instance.add_run_tags(run.run_id, {MAX_RETRIES_TAG: "0"})
-            self._instance.report_run_failed(run, message=message)
+            refuse(self._instance, run, self.__class__, location, violations, "No container was created.")
             return
         if self.max_runtime_seconds > 0 and MAX_RUNTIME_SECONDS_TAG not in run.tags:
             # Run monitoring reads the tag from storage on every check: the platform's default limit.
@@ -236,7 +226,7 @@ class PolicyDockerRunLauncher(DockerRunLauncher):
         """What the stored run asks beyond the policy or its location's code (empty: it may launch).
 
         Raises ``DagsterUserCodeUnreachableError`` when nothing else refuses the run but its
-        registered location is not loaded (see :func:`origin_violations`).
+        registered location is not loaded (see :func:`instance_kit.decision.decide`).
         """
         try:
             # Read per launch, so a location added to workspace.yaml, or a release deployed, needs no restart.
@@ -253,15 +243,4 @@ class PolicyDockerRunLauncher(DockerRunLauncher):
         except DagsterInvalidConfigError as error:
             return [f"a container context that is not valid Docker config ({error})"]
         location = run_location(run)
-        violations = policy.check(requested, docker_image, location, command)
-        tagged_image = run.tags.get(DOCKER_IMAGE_TAG)
-        if tagged_image and tagged_image != docker_image:
-            violations += [v for v in policy.check_image(tagged_image, location) if v not in violations]
-        if location in policy.locations:  # an unregistered one is refused above
-            try:
-                violations += origin_violations(workspace, run, policy.allowed_images(location))
-            except DagsterUserCodeUnreachableError:
-                if not violations:
-                    raise
-                violations.append(f"code location {location!r} is not loaded, so the run's code is unverified")
-        return violations
+        return decide(policy, run, location, policy.check(requested, docker_image, location, command), workspace)
