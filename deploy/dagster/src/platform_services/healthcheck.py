@@ -65,6 +65,20 @@ def check_webserver(url: str, timeout: float = TIMEOUT_SECONDS, headers: Mapping
         return f"{url}: {exc}"
 
 
+def identity_headers(user: str) -> dict[str, str]:
+    """The identity the webserver asks of every request: ``user``'s own, a viewer, signed with its key
+    (IDENTITY_KEY_FILE); none for a webserver without one (`make dev`)."""
+    from pathlib import Path
+
+    from platform_services.access import identity
+
+    path = os.environ.get("IDENTITY_KEY_FILE")
+    if not path:
+        return {}
+    key = identity.read_key(Path(path))
+    return {identity.HEADER: identity.sign(identity.Identity(user, user), key)}
+
+
 def _process_start_utc(pid: int = 1) -> datetime:
     """When process ``pid`` started, as naive UTC (Dagster stores heartbeats that way)."""
     with open(f"/proc/{pid}/stat") as handle:
@@ -176,7 +190,10 @@ def main(argv: list[str]) -> int:
     elif kind == "webserver":
         prefix = os.environ.get("DAGSTER_WEBSERVER_PATH_PREFIX", "").rstrip("/")
         host = os.environ.get("WEBSERVER_HOST", "127.0.0.1")  # the address it listens on
-        problem = check_webserver(f"http://{host}:3000{prefix}/server_info")
+        port = os.environ.get("WEBSERVER_PORT", "3000")
+        # Signed like a request through the gateway: the webserver answers nothing else (Kubernetes'
+        # probes run this; compose's health check reads the watchdog's verdict).
+        problem = check_webserver(f"http://{host}:{port}{prefix}/server_info", headers=identity_headers("healthcheck"))
     elif kind == "daemon":
         problem = check_daemon(float(os.environ.get("DAGSTER_DAEMON_HEARTBEAT_TOLERANCE", "90")))
     elif kind == "metrics":

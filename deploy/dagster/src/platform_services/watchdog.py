@@ -110,7 +110,11 @@ def check_for(kind: str) -> Check:
         host = os.environ.get("WEBSERVER_HOST", "127.0.0.1")
         url = f"http://{host}:{os.environ.get('WEBSERVER_PORT', '3000')}"
         prefix = os.environ.get("DAGSTER_WEBSERVER_PATH_PREFIX", "").rstrip("/")
-        return _same(lambda: healthcheck.check_webserver(f"{url}{prefix}/server_info", TIMEOUT_SECONDS, own_identity()))
+        return _same(
+            lambda: healthcheck.check_webserver(
+                f"{url}{prefix}/server_info", TIMEOUT_SECONDS, healthcheck.identity_headers("watchdog")
+            )
+        )
     if kind == "daemon":
         tolerance = float(os.environ.get("DAGSTER_DAEMON_HEARTBEAT_TOLERANCE", "90"))
         reader = healthcheck.HeartbeatReader(application_name="dagster-daemon-watchdog")
@@ -119,18 +123,6 @@ def check_for(kind: str) -> Check:
         url = healthcheck.metrics_health_url(os.environ)
         return _same(lambda: healthcheck.check_webserver(url, TIMEOUT_SECONDS))
     raise SystemExit(f"watchdog: unknown kind {kind!r}: use code-server, webserver, daemon or metrics")
-
-
-def own_identity() -> dict[str, str]:
-    """The identity the webserver asks of every request: the watchdog's own, a viewer, signed with its
-    key (IDENTITY_KEY_FILE); none for a webserver without one (`make dev`)."""
-    from platform_services.access import identity
-
-    path = os.environ.get("IDENTITY_KEY_FILE")
-    if not path:
-        return {}
-    key = identity.read_key(Path(path))
-    return {identity.HEADER: identity.sign(identity.Identity("watchdog", "watchdog"), key)}
 
 
 def alive(pid: int) -> bool:
