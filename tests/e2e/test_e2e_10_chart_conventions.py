@@ -1,12 +1,14 @@
 """The stack's images run unchanged under Dagster's Helm chart (deploy/kubernetes).
 
 There is no cluster here, so the images are booted in Docker the way the chart's templates
-run them (helm/dagster, 1.13.x): its commands and arguments, the env vars it injects, its
-DAGSTER_HOME with a chart-like instance config (dagster-postgres storage, the K8sRunLauncher)
-mounted there, the workspace at /dagster-workspace/, and the pod security context the
-values set (numeric non-root user, read-only root with an emptyDir for /tmp, no
-capabilities). A throw-away Postgres stands in for the external one. What only a cluster
-can show (pods launched by the K8sRunLauncher, NetworkPolicies) is in docs/kubernetes.md.
+run them (helm/dagster): its commands and arguments (the webserver's `dagster-webserver ...`,
+which the instance image answers with the stack's webserver), the env vars it injects, its
+DAGSTER_HOME with a chart-like instance config (dagster-postgres storage, the values' run
+launcher and run queue) mounted there, the generated workspace at /dagster-workspace/, the
+identity key the webserver checks, and the pod security context the values set (numeric
+non-root user, read-only root with an emptyDir for /tmp, no capabilities). A throw-away
+Postgres stands in for the external one. What only a cluster can show (pods launched by the
+run launcher, NetworkPolicies) is in docs/kubernetes.md.
 """
 
 from __future__ import annotations
@@ -21,16 +23,23 @@ import pytest
 import requests
 import yaml
 
+from platform_services.access import identity
+from template_tools import kubernetes
 from template_tools.locations import ROOT
 from testkit.stack import LOCATIONS_QUERY, Stack, free_port, wait_for
 
 #: What the chart gets: the webserver's port, each user deployment's port and arguments, the
-#: workspace's servers.
+#: run launcher and run queue; and the workspace it mounts (manifests/workspace-config.yaml).
 VALUES = yaml.safe_load((ROOT / "deploy" / "kubernetes" / "values.yaml").read_text())
 WEBSERVER_PORT = VALUES["dagsterWebserver"]["service"]["port"]
 DEPLOYMENTS = VALUES["dagster-user-deployments"]["deployments"]
-SERVERS = VALUES["dagsterWebserver"]["workspace"]["servers"]
+WORKSPACE_YAML = yaml.safe_load((ROOT / kubernetes.WORKSPACE_CONFIG).read_text().split("---\n", 1)[1])["data"][
+    "workspace.yaml"
+]
+SERVERS = [entry["grpc_server"] for entry in yaml.safe_load(WORKSPACE_YAML)["load_from"]]
 NAMESPACE = "dagster"
+#: The key the gateway's auth service signs identities with; the webserver answers no other request.
+IDENTITY_KEY = identity.new_key()
 
 #: The instance config the chart renders (templates/configmap-instance.yaml) for external
 #: Postgres with postgresqlScheme: postgresql+psycopg2 and the K8sRunLauncher.
@@ -60,24 +69,13 @@ CHART_INSTANCE = {
         "class": "PostgresEventLogStorage",
         "config": {"postgres_db": POSTGRES_DB},
     },
+    # The chart's CustomRunLauncher and CustomRunCoordinator templates write these as they are.
     "run_launcher": {
-        "module": "dagster_k8s",
-        "class": "K8sRunLauncher",
-        "config": {
-            "load_incluster_config": True,
-            "job_namespace": NAMESPACE,
-            "image_pull_policy": "Always",
-            "service_account_name": "dagster",
-            "dagster_home": {"env": "DAGSTER_HOME"},
-            "instance_config_map": {"env": "DAGSTER_K8S_INSTANCE_CONFIG_MAP"},
-            "postgres_password_secret": {"env": "DAGSTER_K8S_PG_PASSWORD_SECRET"},
-            "env_config_maps": [{"env": "DAGSTER_K8S_PIPELINE_RUN_ENV_CONFIGMAP"}],
-        },
+        key: VALUES["runLauncher"]["config"]["customRunLauncher"][key] for key in ("module", "class", "config")
     },
     "run_coordinator": {
-        "module": "dagster.core.run_coordinator",
-        "class": "QueuedRunCoordinator",
-        "config": {"max_concurrent_runs": 4},
+        key: VALUES["dagsterDaemon"]["runCoordinator"]["config"]["customRunCoordinator"][key]
+        for key in ("module", "class", "config")
     },
     "compute_logs": {"module": "dagster.core.storage.noop_compute_log_manager", "class": "NoOpComputeLogManager"},
     "run_monitoring": {"enabled": True, "start_timeout_seconds": 300, "poll_interval_seconds": 120},
@@ -145,6 +143,8 @@ class ChartLikeDeployment:
             "--volume", f"{self.config_dir / 'instance' / 'dagster.yaml'}:/opt/dagster/dagster_home/dagster.yaml:ro",
             "--volume", f"{self.config_dir / 'workspace'}:/dagster-workspace:ro",
             "--volume", f"{self.config_dir / 'serviceaccount'}:/var/run/secrets/kubernetes.io/serviceaccount:ro",
+            # The dagster-identity-key Secret, where the values mount it (the webserver reads it).
+            "--volume", f"{self.config_dir / 'identity'}:/run/dagster-identity:ro",
         )  # fmt: skip
         env = {**CHART_ENV, "DAGSTER_PG_PASSWORD": self.password, **(env or {})}
         return self.run(alias, image, *args, env=env, options=(*POD_SECURITY, *mounts, *options))
@@ -163,18 +163,13 @@ class ChartLikeDeployment:
 
 
 def _write_config(config_dir: Path) -> None:
-    for folder in ("instance", "workspace", "serviceaccount"):
+    for folder in ("instance", "workspace", "serviceaccount", "identity"):
         (config_dir / folder).mkdir(parents=True)
     # JSON is YAML: the ConfigMaps' contents, as the chart renders them.
     (config_dir / "instance" / "dagster.yaml").write_text(json.dumps(CHART_INSTANCE))
-    # templates/configmap-workspace.yaml, from dagsterWebserver.workspace.servers.
-    workspace = {
-        "load_from": [
-            {"grpc_server": {"host": server["host"], "port": server["port"], "location_name": server["name"]}}
-            for server in SERVERS
-        ]
-    }
-    (config_dir / "workspace" / "workspace.yaml").write_text(json.dumps(workspace))
+    # The workspace ConfigMap (dagsterWebserver.workspace.externalConfigmap), with each location's team.
+    (config_dir / "workspace" / "workspace.yaml").write_text(WORKSPACE_YAML)
+    (config_dir / "identity" / "key").write_text(IDENTITY_KEY.hex())
     # A service account's projected token, as the kubelet mounts it (never sent anywhere here).
     account = config_dir / "serviceaccount"
     (account / "token").write_text("not-a-real-token")
@@ -215,7 +210,7 @@ def chart(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ch
         )
         for user_deployment in DEPLOYMENTS:
             # Its location's image as this stack built it (the values name the registry's copy).
-            location = {server["host"]: server["name"] for server in SERVERS}[user_deployment["name"]]
+            location = {server["host"]: server["location_name"] for server in SERVERS}[user_deployment["name"]]
             image = deployment.image(location)
             # dagster-user-deployments: the image's entrypoint, the chart's args (dagsterApiGrpcArgs).
             port = str(user_deployment["port"])
@@ -236,6 +231,7 @@ def chart(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ch
             instance_image,
             "-c",
             webserver,
+            env={item["name"]: item["value"] for item in VALUES["dagsterWebserver"]["env"] if "value" in item},
             options=(
                 "--entrypoint",
                 "/bin/bash",
@@ -259,8 +255,15 @@ def chart(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ch
 
 
 def _graphql(chart: ChartLikeDeployment, query: str) -> dict | None:
+    """A query as the gateway passes it on: with an identity the auth service signed (here, an admin's)."""
+    signed = identity.sign(identity.Identity("e2e", "token", admin=True), IDENTITY_KEY)
     try:
-        response = requests.post(f"http://127.0.0.1:{chart.webserver_port}/graphql", json={"query": query}, timeout=10)
+        response = requests.post(
+            f"http://127.0.0.1:{chart.webserver_port}/graphql",
+            json={"query": query},
+            headers={identity.HEADER: signed},
+            timeout=10,
+        )
         return response.json()["data"] if response.ok else None
     except (requests.RequestException, ValueError, KeyError):
         return None
@@ -274,7 +277,7 @@ def test_every_image_runs_as_a_numeric_non_root_user(stack: Stack) -> None:
 
 
 def test_the_values_have_a_user_deployment_for_every_location(stack: Stack) -> None:
-    assert sorted(server["name"] for server in SERVERS) == sorted(stack.location_names)
+    assert sorted(server["location_name"] for server in SERVERS) == sorted(stack.location_names)
     assert sorted(d["name"] for d in DEPLOYMENTS) == sorted(s["host"] for s in SERVERS)
 
 
@@ -304,7 +307,17 @@ def test_the_webserver_loads_every_location_against_postgres(chart: ChartLikeDep
     wait_for(loaded, timeout=180, interval=3, what="both locations loaded by the chart-run webserver")
 
 
-def test_the_daemon_runs_every_required_daemon_with_the_k8s_run_launcher(chart: ChartLikeDeployment) -> None:
+def test_the_webserver_is_the_stacks_and_refuses_a_request_without_an_identity(chart: ChartLikeDeployment) -> None:
+    """The chart's `dagster-webserver` command starts platform_services.webserver in the instance image."""
+    wait_for(lambda: _graphql(chart, "{ version }"), timeout=180, interval=3, what="the webserver answering")
+    response = requests.post(
+        f"http://127.0.0.1:{chart.webserver_port}/graphql", json={"query": "{ version }"}, timeout=10
+    )
+
+    assert response.status_code == 401 and "did not come through the gateway" in response.text
+
+
+def test_the_daemon_runs_every_required_daemon_with_the_policy_run_launcher(chart: ChartLikeDeployment) -> None:
     query = "{ instance { runLauncher { name } daemonHealth { allDaemonStatuses { daemonType required healthy } } } }"
 
     def healthy() -> dict | None:
@@ -316,4 +329,4 @@ def test_the_daemon_runs_every_required_daemon_with_the_k8s_run_launcher(chart: 
         return data["instance"] if required and all(s["healthy"] for s in required) else None
 
     instance = wait_for(healthy, timeout=180, interval=3, what="every required daemon healthy")
-    assert instance["runLauncher"]["name"] == "K8sRunLauncher"
+    assert instance["runLauncher"]["name"] == "PolicyK8sRunLauncher"

@@ -1,14 +1,11 @@
-"""What the Kubernetes checks share: the files, the Kubernetes versions, and the chart's rendering, emulated.
+"""What the Kubernetes checks share: the files, the Kubernetes versions, and the chart as helm renders it.
 
-No cluster, Helm or network here. Where a check needs what the Helm chart would make of
-values.yaml (the instance's dagster.yaml, a code location's container context), `Chart`
-renders it the way the chart's templates do, following these files of dagster-io/dagster
-(helm/dagster): templates/configmap-instance.yaml (835892b45aaa0917bc97102968fe062155b64e19),
-helpers/instance/_run-launcher.tpl and helpers/_helpers.tpl (a07d616f8ac33bf62c92e48cc36f9b58d829d12f),
-helpers/instance/_run-coordinator.tpl (7b8754699eee13e80a713aec24fa1947d5fe2a14),
-helpers/instance/_postgresql.tpl (3f2daa0de14f913d1ed2a78fd44d330ec8088272) and
-charts/dagster-user-deployments/templates/helpers/_helpers.tpl (dba87afb26ae634e8074aab3bcb383ee56f254c2).
-Only the parts that the values set are rendered; Dagster and dagster_k8s then check the result.
+The chart is Dagster's own, rendered by the real helm (``helm template``, and ``helm lint
+--strict``) with deploy/kubernetes/values.yaml, once per Kubernetes version under test, its
+values schema enforced offline against the Kubernetes definitions kubernetes_validate bundles
+(testkit.chart). Where it comes from: ``DAGSTER_CHART`` (a chart folder or .tgz), else
+``.charts/dagster`` (``make chart``); helm from PATH, else ``make helm``'s. Without either,
+the tests that need the rendering are skipped, saying what is missing and how to get it.
 """
 
 from __future__ import annotations
@@ -16,8 +13,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +22,9 @@ import pytest
 import yaml
 from referencing import Registry, Resource
 
+from template_tools import kubernetes as generator
 from template_tools.locations import ROOT
+from testkit import chart as charts
 
 KUBERNETES_DIR = ROOT / "deploy" / "kubernetes"
 VALUES = KUBERNETES_DIR / "values.yaml"
@@ -34,7 +32,9 @@ VALUES = KUBERNETES_DIR / "values.yaml"
 MANIFEST_FILES = sorted((KUBERNETES_DIR / "manifests").glob("*.yaml")) + sorted((KUBERNETES_DIR / "dev").glob("*.yaml"))
 #: The oldest Kubernetes the deployment targets, and the newest kubernetes_validate knows.
 KUBERNETES_VERSIONS = ("1.29.0", kubernetes_validate.latest_version())
-RELEASE = NAMESPACE = "dagster"
+RELEASE = NAMESPACE = generator.RELEASE
+#: What the session rendered with, for the summary at its end.
+_RAN_AGAINST: dict[str, str] = {}
 
 
 def documents(path: Path) -> list[dict[str, Any]]:
@@ -42,147 +42,153 @@ def documents(path: Path) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc is not None]
 
 
+def definitions_file(version: str, *, strict: bool) -> Path:
+    base = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema"
+    return base / f"v{version}-local{'-strict' if strict else ''}" / "_definitions.json"
+
+
 def kubernetes_definitions(version: str) -> Registry:
     """A JSON Schema registry holding kubernetes_validate's strict OpenAPI definitions for ``version``."""
-    base = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema"
-    folder = base / f"v{version}-local-strict"
-    contents = json.loads((folder / "_definitions.json").read_text(encoding="utf-8"))
+    contents = json.loads(definitions_file(version, strict=True).read_text(encoding="utf-8"))
     return Registry().with_resource(contents["$id"], Resource.from_contents(contents))
 
 
-def snake(name: str) -> str:
-    """``pullPolicy`` -> ``pull_policy``: the chart's value names as dagster.yaml keys."""
-    return "".join(f"_{char.lower()}" if char.isupper() else char for char in name)
+def pod_spec(resource: dict[str, Any]) -> dict[str, Any] | None:
+    """The pod spec of a Deployment, StatefulSet or Job (None for other kinds)."""
+    spec = resource.get("spec", {})
+    return spec["template"]["spec"] if "template" in spec else None
 
 
-class Chart:
-    """values.yaml as the chart renders it, for the parts the checks need."""
+def restricted_violations(pod: dict[str, Any]) -> list[str]:
+    """What breaks the "restricted" Pod Security Standard (and the stack's read-only roots) in a pod spec.
 
-    def __init__(self, values: Mapping[str, Any]) -> None:
-        self.values = values
+    The standard's rules (kubernetes.io/docs/concepts/security/pod-security-standards): non-root,
+    the RuntimeDefault seccomp profile, no privilege escalation, every capability dropped, only
+    the volume types it allows, no host namespaces or ports; plus what the stack adds to it:
+    read-only root filesystems and a memory limit on every container.
+    """
+    found = []
+    pod_context = pod.get("securityContext") or {}
+    for key in ("hostNetwork", "hostPID", "hostIPC"):
+        if pod.get(key):
+            found.append(f"{key}: true")
+    allowed = {
+        "configMap",
+        "secret",
+        "emptyDir",
+        "persistentVolumeClaim",
+        "projected",
+        "downwardAPI",
+        "csi",
+        "ephemeral",
+    }
+    for volume in pod.get("volumes") or []:
+        if set(volume) - {"name"} - allowed:
+            found.append(f"volume {volume['name']}: {sorted(set(volume) - {'name'})}")
+    for container in [*(pod.get("initContainers") or []), *pod["containers"]]:
+        name, context = container["name"], container.get("securityContext") or {}
+        run_as_non_root = context.get("runAsNonRoot", pod_context.get("runAsNonRoot"))
+        user = context.get("runAsUser", pod_context.get("runAsUser"))
+        seccomp = (context.get("seccompProfile") or pod_context.get("seccompProfile") or {}).get("type")
+        if run_as_non_root is not True or user == 0:
+            found.append(f"{name}: runAsNonRoot {run_as_non_root}, runAsUser {user}")
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            found.append(f"{name}: seccompProfile {seccomp}")
+        if context.get("allowPrivilegeEscalation") is not False:
+            found.append(f"{name}: allowPrivilegeEscalation {context.get('allowPrivilegeEscalation')}")
+        if (context.get("capabilities") or {}).get("drop") != ["ALL"] or (context.get("capabilities") or {}).get("add"):
+            found.append(f"{name}: capabilities {context.get('capabilities')}")
+        if context.get("privileged"):
+            found.append(f"{name}: privileged")
+        if context.get("readOnlyRootFilesystem") is not True:
+            found.append(f"{name}: readOnlyRootFilesystem {context.get('readOnlyRootFilesystem')}")
+        if not (container.get("resources") or {}).get("limits", {}).get("memory"):
+            found.append(f"{name}: no memory limit")
+        if any(port.get("hostPort") for port in container.get("ports") or []):
+            found.append(f"{name}: hostPort")
+    return found
 
-    @property
-    def fullname(self) -> str:
-        return RELEASE  # the release name contains the chart's name `dagster`
 
-    def postgres_config(self) -> dict[str, Any]:
-        """_postgresql.tpl: what every storage gets."""
-        pg = self.values["postgresql"]
-        config = {
-            "postgres_db": {
-                "username": pg["postgresqlUsername"],
-                "password": {"env": "DAGSTER_PG_PASSWORD"},
-                "hostname": pg["postgresqlHost"],
-                "db_name": pg["postgresqlDatabase"],
-                "port": pg["service"]["port"],
-                "params": pg.get("postgresqlParams", {}),
-            }
-        }
-        if pg.get("postgresqlScheme"):
-            config["postgres_db"]["scheme"] = pg["postgresqlScheme"]
-        return config
+@dataclass
+class Rendering:
+    """The objects ``helm template`` rendered, with lookups by kind and name."""
 
-    def postgres_secret(self) -> str:
-        return self.values["global"].get("postgresqlSecretName") or f"{self.fullname}-postgresql-secret"
+    objects: list[dict[str, Any]]
+    chart_version: str
+    by_kind: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
-    def run_launcher_config(self) -> dict[str, Any]:
-        """_run-launcher.tpl, dagsterYaml.runLauncher.k8s: the K8sRunLauncher's config."""
-        k8s = self.values["runLauncher"]["config"]["k8sRunLauncher"]
-        config: dict[str, Any] = {
-            "load_incluster_config": k8s.get("loadInclusterConfig", True),
-            "job_namespace": k8s.get("jobNamespace") or NAMESPACE,
-            "image_pull_policy": k8s["imagePullPolicy"],
-            "service_account_name": self.fullname,
-            "dagster_home": "/opt/dagster/dagster_home",
-            "instance_config_map": f"{self.fullname}-instance",
-            "postgres_password_secret": self.postgres_secret(),
-        }
-        for name in ("envVars", "volumeMounts", "volumes", "labels", "resources", "securityContext"):
-            if k8s.get(name):
-                config[snake(name)] = k8s[name]
-        for name in ("envConfigMaps", "envSecrets"):
-            if k8s.get(name):
-                config[snake(name)] = [source["name"] for source in k8s[name] if "name" in source]
-        if k8s.get("failPodOnRunFailure"):
-            config["fail_pod_on_run_failure"] = True
-        if k8s.get("runK8sConfig"):
-            config["run_k8s_config"] = {snake(key): value for key, value in k8s["runK8sConfig"].items() if value}
-        return config
+    def __post_init__(self) -> None:
+        for resource in self.objects:
+            self.by_kind.setdefault(resource["kind"], {})[resource["metadata"]["name"]] = resource
 
-    def dagster_yaml(self) -> dict[str, Any]:
-        """configmap-instance.yaml: the instance config every Dagster pod reads (and runs get by reference)."""
-        values, daemon = self.values, self.values["dagsterDaemon"]
-        storage = {"config": self.postgres_config()}
-        instance: dict[str, Any] = {
-            "scheduler": {"module": "dagster.core.scheduler", "class": "DagsterDaemonScheduler"},
-            "schedule_storage": {
-                "module": "dagster_postgres.schedule_storage",
-                "class": "PostgresScheduleStorage",
-                **storage,
-            },
-            "run_launcher": {"module": "dagster_k8s", "class": "K8sRunLauncher", "config": self.run_launcher_config()},
-            "run_storage": {"module": "dagster_postgres.run_storage", "class": "PostgresRunStorage", **storage},
-            "event_log_storage": {
-                "module": "dagster_postgres.event_log",
-                "class": "PostgresEventLogStorage",
-                **storage,
-            },
-        }
-        coordinator = daemon["runCoordinator"]
-        if coordinator["enabled"] and coordinator["type"] == "QueuedRunCoordinator":
-            queued = coordinator["config"]["queuedRunCoordinator"]
-            config = {"max_concurrent_runs": queued.get("maxConcurrentRuns", -1)}
-            for name in ("tagConcurrencyLimits", "dequeueIntervalSeconds", "dequeueUseThreads", "dequeueNumWorkers"):
-                if queued.get(name):
-                    config[snake(name)] = queued[name]
-            instance["run_coordinator"] = {
-                "module": "dagster.core.run_coordinator",
-                "class": "QueuedRunCoordinator",
-                "config": config,
-            }
-        logs = values["computeLogManager"]
-        if logs["type"] == "CustomComputeLogManager":
-            instance["compute_logs"] = logs["config"]["customComputeLogManager"]
-        monitoring = daemon["runMonitoring"]
-        if monitoring["enabled"]:
-            instance["run_monitoring"] = {snake(key): value for key, value in monitoring.items()}
-        retries = daemon["runRetries"]
-        if retries["enabled"]:
-            instance["run_retries"] = {snake(key): value for key, value in retries.items()}
-        for name in ("sensors", "schedules"):
-            threads = daemon[name]
-            if threads["useThreads"]:
-                instance[name] = {snake(key): value for key, value in threads.items()}
-        instance["telemetry"] = {"enabled": values["telemetry"]["enabled"]}
-        retention = values["retention"]
-        if retention["enabled"]:
-            instance["retention"] = {
-                kind: {"purge_after_days": retention[kind]["purgeAfterDays"]}
-                for kind in ("sensor", "schedule")
-                if retention.get(kind)
-            }
-        instance.update(values.get("additionalInstanceConfig") or {})
-        return instance
+    def names(self, kind: str) -> set[str]:
+        return set(self.by_kind.get(kind, {}))
 
-    def container_context(self, deployment: Mapping[str, Any]) -> dict[str, Any]:
-        """dagsterUserDeployments.k8sContainerContext: what a code server gives the runs it launches."""
-        k8s: dict[str, Any] = {
-            "image_pull_policy": deployment["image"]["pullPolicy"],
-            "env_config_maps": [f"{self.fullname}-{deployment['name']}-user-env"]
-            + [source["name"] for source in deployment.get("envConfigMaps", []) if "name" in source],
-        }
-        secrets = [source["name"] for source in deployment.get("envSecrets", []) if "name" in source]
-        if secrets:
-            k8s["env_secrets"] = secrets
-        for name in ("volumeMounts", "volumes", "labels", "resources"):
-            if deployment.get(name):
-                k8s[snake(name)] = deployment[name]
-        k8s["namespace"] = NAMESPACE
-        k8s["service_account_name"] = f"{self.fullname}-dagster-user-deployments-user-deployments"
-        if isinstance(deployment.get("env"), list):
-            k8s["env"] = deployment["env"]
-        k8s["run_k8s_config"] = {"pod_spec_config": {"automount_service_account_token": True}}
-        return {"k8s": k8s}
+    def get(self, kind: str, name: str) -> dict[str, Any]:
+        found = self.by_kind.get(kind, {}).get(name)
+        assert found is not None, f"the chart renders no {kind} {name!r} (it renders {sorted(self.names(kind))})"
+        return found
+
+    def instance(self) -> dict[str, Any]:
+        """The dagster.yaml every Dagster pod reads: the chart's instance ConfigMap."""
+        config_map = self.get("ConfigMap", generator.INSTANCE_CONFIG_MAP)
+        loaded: dict[str, Any] = yaml.safe_load(config_map["data"]["dagster.yaml"])
+        return loaded
+
+    def container(self, deployment: str) -> dict[str, Any]:
+        """The main container of a rendered Deployment."""
+        containers: list[dict[str, Any]] = self.get("Deployment", deployment)["spec"]["template"]["spec"]["containers"]
+        return containers[0]
+
+    def env(self, deployment: str) -> dict[str, str]:
+        """The literal env vars of a rendered Deployment's main container."""
+        return {item["name"]: item["value"] for item in self.container(deployment).get("env", []) if "value" in item}
+
+
+@pytest.fixture(scope="session")
+def helm() -> str:
+    found = charts.find_helm()
+    if found is None:
+        pytest.skip("no helm: put one on PATH, or run `make helm` (installs a pinned one into .venv/bin)")
+    return found
+
+
+@pytest.fixture(scope="session")
+def chart_source() -> Path:
+    found = charts.find_chart()
+    if found is None:
+        pytest.skip(
+            f"no Dagster Helm chart: run `make chart` (fetches {generator.CHART_VERSION}), or set "
+            f"{charts.CHART_SETTING}=<a chart folder or .tgz>"
+        )
+    return found
+
+
+@pytest.fixture(scope="session")
+def charts_by_version(
+    helm: str, chart_source: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, charts.OfflineChart]:
+    """The chart, prepared for each Kubernetes version (its schema's definitions that version's)."""
+    prepared = {}
+    for version in KUBERNETES_VERSIONS:
+        definitions = json.loads(definitions_file(version, strict=False).read_text(encoding="utf-8"))
+        workdir = tmp_path_factory.mktemp(f"chart-{version}")
+        prepared[version] = charts.OfflineChart.prepare(helm, chart_source, workdir, version, definitions)
+    some = next(iter(prepared.values()))
+    _RAN_AGAINST.update(chart=f"dagster {some.version} ({chart_source})", helm=charts.helm_version(helm))
+    return prepared
+
+
+@pytest.fixture(scope="session")
+def renderings(charts_by_version: dict[str, charts.OfflineChart]) -> dict[str, Rendering]:
+    """``helm template`` of values.yaml, per Kubernetes version."""
+    return {version: Rendering(chart.template([VALUES]), chart.version) for version, chart in charts_by_version.items()}
+
+
+@pytest.fixture(scope="session")
+def rendering(renderings: dict[str, Rendering]) -> Rendering:
+    """The rendering for the newest Kubernetes version (names and settings do not depend on it)."""
+    return renderings[KUBERNETES_VERSIONS[-1]]
 
 
 @pytest.fixture(scope="session")
@@ -190,17 +196,6 @@ def values() -> dict[str, Any]:
     """deploy/kubernetes/values.yaml as Helm reads it (anchors and `<<` merges resolved)."""
     loaded: dict[str, Any] = yaml.safe_load(VALUES.read_text(encoding="utf-8"))
     return loaded
-
-
-@pytest.fixture(scope="session")
-def chart(values: dict[str, Any]) -> Chart:
-    return Chart(values)
-
-
-@pytest.fixture(scope="session")
-def definitions() -> Callable[[str], Registry]:
-    """``definitions(version)``: the Kubernetes OpenAPI definitions for JSON Schema ``$ref``s."""
-    return kubernetes_definitions
 
 
 @pytest.fixture(scope="session")
@@ -221,6 +216,14 @@ def kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Path:
         encoding="utf-8",
     )
     return path
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Name the chart and helm the Kubernetes tests ran against (or that they did not)."""
+    if _RAN_AGAINST:
+        terminalreporter.write_line(
+            f"tests/kubernetes rendered Dagster's Helm chart {_RAN_AGAINST['chart']} with helm {_RAN_AGAINST['helm']}"
+        )
 
 
 @dataclass(frozen=True)
@@ -255,7 +258,7 @@ class Gateway:
     """The gateway's Kubernetes config (manifests/gateway-config.yaml) and the pod's env (gateway.yaml)."""
 
     template: str
-    env: Mapping[str, str]
+    env: dict[str, str]
 
     def render(self, folder: Path, **env: str) -> str:
         """The config as the image's entrypoint renders it in the pod (``env`` overrides the pod's)."""
@@ -285,3 +288,13 @@ def k8s_gateway() -> Gateway:
         if "value" in item:
             env[item["name"]] = re.sub(r"\$\((\w+)\)", lambda m: env[m[1]], item["value"])
     return Gateway(template=config_map["data"]["nginx.conf.template"], env=env)
+
+
+@pytest.fixture(scope="session")
+def gateway_pod() -> dict[str, Any]:
+    """The gateway Deployment's pod template (manifests/gateway.yaml)."""
+    deployment = next(
+        doc for doc in documents(KUBERNETES_DIR / "manifests" / "gateway.yaml") if doc["kind"] == "Deployment"
+    )
+    template: dict[str, Any] = deployment["spec"]["template"]
+    return template

@@ -1,4 +1,4 @@
-"""template_tools.kubernetes through `make generate`: the committed files are its output, and a new location gets its three parts.
+"""template_tools.kubernetes through `make generate`: the committed files are its output, and a new location gets its parts.
 
 The "third location" runs against a temporary copy of the files the generator reads
 (workspace.yaml, values.yaml, a pyproject.toml per location), so this checkout never changes.
@@ -28,6 +28,7 @@ INPUTS = (
     SETTINGS,
     CODEOWNERS,
     kubernetes.GATEWAY_TEMPLATE,
+    kubernetes.ACCESS,
     *kubernetes.generate(ROOT),
 )
 
@@ -72,7 +73,9 @@ def test_check_fails_until_a_new_location_is_generated(repo: Path, capsys: pytes
     assert generate.main(["--root", str(repo), "--check"]) == 0
 
 
-def test_a_third_location_gets_its_user_deployment_network_policy_and_claim(repo: Path) -> None:
+def test_a_third_location_gets_its_user_deployment_grant_workspace_entry_network_policy_and_claim(
+    repo: Path,
+) -> None:
     assert generate.main(["--root", str(repo)]) == 0
 
     values = yaml.safe_load((repo / kubernetes.VALUES).read_text(encoding="utf-8"))
@@ -94,10 +97,20 @@ def test_a_third_location_gets_its_user_deployment_network_policy_and_claim(repo
     assert deployment["port"] == 4000
     assert deployment["securityContext"] == values["x-shared"]["securityContext"]  # merged from *code-location
     assert {"name": "io", "persistentVolumeClaim": {"claimName": "dagster-io-billing-reports"}} in deployment["volumes"]
-    assert values["dagsterWebserver"]["workspace"]["servers"][-1] == {
-        "name": "billing_reports",
-        "host": "billing-reports",
-        "port": 4000,
+    grant = values["runLauncher"]["config"]["customRunLauncher"]["config"]["locations"]["billing_reports"]
+    assert grant["image"] == "registry.example.com/dagster-template/dagster-billing_reports:local"
+    assert grant["volumes"] == deployment["volumes"] and grant["volume_mounts"] == deployment["volumeMounts"]
+    assert grant["env_config_maps"] == ["dagster-dagster-user-deployments-billing-reports-user-env"]
+
+    [config_map] = load_all(repo / kubernetes.WORKSPACE_CONFIG)
+    workspace = yaml.safe_load(config_map["data"]["workspace.yaml"])
+    assert workspace["load_from"][-1] == {
+        "grpc_server": {
+            "location_name": "billing_reports",
+            "host": "billing-reports",
+            "port": 4000,
+            "additional_metadata": {"team": "billing"},
+        }
     }
 
     policies = {doc["metadata"]["name"]: doc for doc in load_all(repo / kubernetes.NETWORK_POLICIES)}

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
+from tests.kubernetes.conftest import pod_spec, restricted_violations
 
 from template_tools import generate, kubernetes
 from template_tools.locations import ROOT, read_locations
@@ -31,10 +32,12 @@ def load(path: Path) -> list[dict[str, Any]]:
 
 def test_the_manifests_are_shipped() -> None:
     assert sorted(path.name for path in MANIFESTS.glob("*.yaml")) == [
+        "access-config.yaml",
         "gateway-config.yaml",
         "gateway.yaml",
         "network-policies.yaml",
         "storage.yaml",
+        "workspace-config.yaml",
     ]
 
 
@@ -50,27 +53,12 @@ def test_no_resource_names_a_namespace(manifest: Manifest) -> None:
     assert "namespace" not in manifest.resource["metadata"]
 
 
-def pod_specs(resource: dict[str, Any]) -> list[dict[str, Any]]:
-    spec = resource.get("spec", {})
-    return [spec["template"]["spec"]] if "template" in spec else []
-
-
 def test_every_pod_runs_restricted(manifest: Manifest) -> None:
     """The "restricted" Pod Security Standard's rules, as the chart's pods get them from values.yaml."""
-    for pod in pod_specs(manifest.resource):
+    pod = pod_spec(manifest.resource)
+    if pod is not None:
         assert pod["automountServiceAccountToken"] is False, manifest.id
-        pod_context = pod["securityContext"]
-        assert pod_context["runAsNonRoot"] is True and pod_context["runAsUser"] > 0
-        assert pod_context["seccompProfile"] == {"type": "RuntimeDefault"}
-        for container in pod["containers"]:
-            context = container["securityContext"]
-            assert context["allowPrivilegeEscalation"] is False, container["name"]
-            assert context["readOnlyRootFilesystem"] is True, container["name"]
-            assert context["capabilities"] == {"drop": ["ALL"]}, container["name"]
-            assert "limits" in container["resources"] and "memory" in container["resources"]["limits"]
-        allowed = {"configMap", "secret", "emptyDir", "persistentVolumeClaim", "projected", "downwardAPI"}
-        for volume in pod.get("volumes", []):
-            assert set(volume) - {"name"} <= allowed, volume
+        assert restricted_violations(pod) == [], manifest.id
 
 
 def test_the_generated_manifests_are_current() -> None:
@@ -179,7 +167,8 @@ def test_the_gateway_proxies_only_to_the_charts_webserver_service(k8s_gateway: G
     proxied = set(re.findall(r"proxy_pass (\S+);", conf))
 
     assert upstreams == {
-        f"{kubernetes.RELEASE}-webserver.{kubernetes.RELEASE}.svc.cluster.local:{kubernetes.WEBSERVER_PORT}",
+        # test_chart.py checks that the chart renders this Service, with this port.
+        f"{kubernetes.WEBSERVER_SERVICE}.{kubernetes.RELEASE}.svc.cluster.local:{kubernetes.WEBSERVER_PORT}",
         "127.0.0.1:8081",  # the auth service, in the gateway's pod
         "127.0.0.1:8081/verify",
     }
@@ -201,3 +190,27 @@ def test_the_gateway_mounts_what_its_image_expects() -> None:
     assert {"/etc/nginx/nginx.conf.template", "/tmp"} <= mounts
     assert "GATEWAY_TEMPLATE:-/etc/nginx/nginx.conf.template" in entrypoint
     assert container["ports"] == [{"name": "http", "containerPort": kubernetes.GATEWAY_PORT, "protocol": "TCP"}]
+
+
+def test_the_gateway_reads_the_generated_config_maps_and_the_documented_secrets() -> None:
+    """Each file the auth service reads is a key of a ConfigMap the manifests create, or of the identity key's Secret."""
+    pod = next(doc for doc in load(GATEWAY) if doc["kind"] == "Deployment")["spec"]["template"]["spec"]
+    [auth] = [c for c in pod["containers"] if c["name"] == "auth"]
+    env = {item["name"]: item["value"] for item in auth["env"] if "value" in item}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    config_maps = {
+        doc["metadata"]["name"]: doc["data"]
+        for path in MANIFESTS.glob("*.yaml")
+        for doc in load(path)
+        if doc["kind"] == "ConfigMap"
+    }
+
+    for setting in ("ACCESS_FILE", "WORKSPACE_FILE", "IDENTITY_KEY_FILE"):
+        path = env[setting]
+        [mount] = [m for m in auth["volumeMounts"] if path.startswith(m["mountPath"] + "/")]
+        volume, key = volumes[mount["name"]], path.removeprefix(mount["mountPath"] + "/")
+        if "configMap" in volume:
+            assert key in config_maps[volume["configMap"]["name"]], (setting, path)
+        else:
+            assert volume["secret"]["secretName"] == "dagster-identity-key"
+    assert volumes["users"]["secret"]["secretName"] == "dagster-gateway-users"

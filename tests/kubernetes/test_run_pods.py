@@ -1,42 +1,50 @@
-"""The pods the K8sRunLauncher makes of values.yaml: one run per code location, launched offline.
+"""The Jobs the run launcher builds from the chart's rendering: genuine runs as the policy allows, forged ones refused.
 
-dagster_k8s' real K8sRunLauncher, configured as the chart's dagster.yaml configures it (its
-config checked by dagster_k8s' own schema), launches a run of each location whose origin
-carries the container context the chart gives that location's code server. The Kubernetes
-API is a fake that keeps the Job instead of creating it. The Job must be valid Kubernetes,
-meet the restricted Pod Security Standard, mount the location's own claim and the shared
-ones, and carry the labels its location's NetworkPolicy lets through (and no other's).
+Everything here is real but the Kubernetes API: the run launcher is instance_kit's
+PolicyK8sRunLauncher configured by the instance config the chart renders (and checked by its
+schema); each code location's gRPC server runs the chart's own command line with the env the
+chart gives its Deployment (its container context and image), so a genuine run carries what a
+code server reports in the cluster; dagster-k8s builds each Job. The API is a fake that keeps
+the Job instead of creating it. A genuine run's Job must be valid Kubernetes, restricted, mount
+its location's claim and the shared ones, and carry the labels its own location's NetworkPolicy
+admits and no other's; a run forged in the shared storage (another location's label, another
+team's claim, root, a host path, another image, another service account) is refused with no
+Job, or launched with the policy's values.
 """
 
 from __future__ import annotations
 
-import inspect
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import dagster as dg
 import kubernetes  # type: ignore[import-untyped]
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
-from dagster import DagsterInstance
 from dagster._config import process_config
-from dagster._core.code_pointer import ModuleCodePointer
 from dagster._core.launcher import LaunchRunContext
-from dagster._core.origin import JobPythonOrigin, RepositoryPythonOrigin
-from dagster._core.remote_origin import GrpcServerCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
-from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
-from dagster_k8s import K8sRunLauncher
-from dagster_k8s import launcher as launcher_module
+from dagster._core.origin import JobPythonOrigin
+from dagster._core.remote_origin import RemoteJobOrigin
+from dagster._core.workspace.context import BaseWorkspaceRequestContext, WorkspaceProcessContext
+from dagster._core.workspace.load_target import WorkspaceFileTarget
+from tests.kubernetes.conftest import Rendering, restricted_violations
 
+from instance_kit.k8s_launcher import PolicyK8sRunLauncher
 from template_tools import kubernetes as generator
 from template_tools.locations import ROOT, CodeLocation, read_locations
+from testkit.stack import free_port
 
-if TYPE_CHECKING:
-    from tests.kubernetes.conftest import Chart
-
-RUN_ID = "0123abcd-0000-4000-8000-000000000000"
-JOB = "daily_job"
+REPOSITORY = "__repository__"  # the repository of a location's Definitions
 
 
 @dataclass
@@ -50,151 +58,264 @@ class FakeBatchApi:
         return body
 
 
-def run_of(chart: Chart, location: CodeLocation, run_id: str) -> DagsterRun:
-    """A run of ``location`` as its code server would submit it: its image, and the chart's container context."""
-    deployments = {item["name"]: item for item in chart.values["dagster-user-deployments"]["deployments"]}
-    deployment = deployments[generator.k8s_name(location)]
-    repository = RepositoryPythonOrigin(
-        executable_path="python",
-        code_pointer=ModuleCodePointer(location.module, "defs", working_directory=None),
-        container_image=f"{deployment['image']['repository']}:{deployment['image']['tag']}",
-        container_context=chart.container_context(deployment),
-    )
-    server = GrpcServerCodeLocationOrigin(
-        host=generator.k8s_name(location), port=location.port, location_name=location.name
-    )
-    return DagsterRun(
-        job_name=JOB,
-        run_id=run_id,
-        job_code_origin=JobPythonOrigin(JOB, repository),
-        remote_job_origin=RemoteJobOrigin(RemoteRepositoryOrigin(server, "__repository__"), JOB),
-        status=DagsterRunStatus.STARTING,
-    )
-
-
 @pytest.fixture(scope="module")
 def locations() -> list[CodeLocation]:
     return read_locations()
 
 
+def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the code server on port {port} exited: {log.read_text(errors='replace')[-2000:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    pytest.fail(f"no code server on port {port} after {timeout} s")
+
+
 @pytest.fixture(scope="module")
-def run_jobs(
-    chart: Chart, locations: list[CodeLocation], kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, dict]:
-    """Location name -> the Job (as a dict) the launcher creates for one of its runs."""
-    checked = process_config(K8sRunLauncher.config_type(), chart.run_launcher_config())
+def code_servers(
+    rendering: Rendering, locations: list[CodeLocation], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, int]]:
+    """Each location's real gRPC server, by port: the chart's args and env for its Deployment, on loopback."""
+    folder = tmp_path_factory.mktemp("code-servers")
+    ports = {location.name: free_port() for location in locations}
+    processes: list[tuple[subprocess.Popen[bytes], Path]] = []
+    for location in locations:
+        container = rendering.container(generator.deployment_name(location))
+        args = list(container["args"])
+        args[args.index("-h") + 1], args[args.index("-p") + 1] = "127.0.0.1", str(ports[location.name])
+        assert args[:3] == ["dagster", "api", "grpc"]
+        # Its own throw-away instance (in the cluster: the shared Postgres), so that two starting
+        # servers never create one SQLite schema at once.
+        home = folder / location.name
+        home.mkdir()
+        env = {**os.environ, **rendering.env(generator.deployment_name(location)), "DAGSTER_HOME": str(home)}
+        log = folder / f"{location.name}.log"
+        with log.open("wb") as out:
+            # The location's own environment (its own lock, as its image): not the platform's .venv.
+            command = [str(location.bin() / "python"), "-m", *args]
+            processes.append((subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT), log))
+    try:
+        for location, (process, log) in zip(locations, processes, strict=True):
+            wait_for_port(ports[location.name], process, log)
+        yield ports
+    finally:
+        for process, _ in processes:
+            process.terminate()
+        for process, _ in processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture(scope="module")
+def instance(rendering: Rendering, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dg.DagsterInstance]:
+    """A local instance with the chart's run retries (a refused run must not be retried)."""
+    overrides = {"run_retries": rendering.instance()["run_retries"]}
+    with dg.instance_for_test(overrides=overrides, temp_dir=str(tmp_path_factory.mktemp("instance"))) as instance:
+        yield instance
+
+
+@pytest.fixture(scope="module")
+def workspace_context(
+    instance: dg.DagsterInstance, code_servers: dict[str, int], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorkspaceProcessContext]:
+    """The workspace as the daemon loads it (manifests/workspace-config.yaml), each server on loopback."""
+    config_map = yaml.safe_load((ROOT / generator.WORKSPACE_CONFIG).read_text(encoding="utf-8").split("---\n", 1)[1])
+    workspace = yaml.safe_load(config_map["data"]["workspace.yaml"])
+    for entry in workspace["load_from"]:
+        entry["grpc_server"].update(host="localhost", port=code_servers[entry["grpc_server"]["location_name"]])
+    path = tmp_path_factory.mktemp("workspace") / "workspace.yaml"
+    path.write_text(yaml.safe_dump(workspace), encoding="utf-8")
+    with WorkspaceProcessContext(instance, WorkspaceFileTarget(paths=[str(path)])) as context:
+        yield context
+
+
+@pytest.fixture(scope="module")
+def workspace(workspace_context: WorkspaceProcessContext) -> BaseWorkspaceRequestContext:
+    return workspace_context.create_request_context()
+
+
+@pytest.fixture(scope="module")
+def batch() -> FakeBatchApi:
+    return FakeBatchApi()
+
+
+@pytest.fixture(scope="module")
+def launcher(
+    rendering: Rendering, instance: dg.DagsterInstance, kubeconfig: Path, batch: FakeBatchApi
+) -> PolicyK8sRunLauncher:
+    """The run launcher as the chart's instance config configures it (checked by its own schema)."""
+    config = rendering.instance()["run_launcher"]
+    assert (config["module"], config["class"]) == ("instance_kit.k8s_launcher", "PolicyK8sRunLauncher")
+    checked = process_config(PolicyK8sRunLauncher.config_type(), config["config"])
     assert checked.success and checked.value is not None, checked.errors
     # In the cluster it loads its service account's config; here a kubeconfig that is never used.
     settings = {**checked.value, "load_incluster_config": False, "kubeconfig_file": str(kubeconfig)}
-    batch = FakeBatchApi()
-    with DagsterInstance.local_temp(tempdir=str(tmp_path_factory.mktemp("instance"))) as instance:
-        launcher = K8sRunLauncher(**settings, k8s_client_batch_api=batch, k8s_client_core_api=object())
-        launcher.register_instance(instance)
-        for index, location in enumerate(locations):
-            run = instance.add_run(run_of(chart, location, f"{RUN_ID[:-2]}{index:02d}"))
-            launcher.launch_run(LaunchRunContext(dagster_run=run, workspace=None))
-    assert [namespace for namespace, _ in batch.jobs] == ["dagster"] * len(locations)
-    client = kubernetes.client.ApiClient()
-    return {
-        location.name: client.sanitize_for_serialization(job)
-        for location, (_, job) in zip(locations, batch.jobs, strict=True)
-    }
+    launcher = PolicyK8sRunLauncher(**settings, k8s_client_batch_api=batch, k8s_client_core_api=object())
+    launcher.register_instance(instance)
+    return launcher
 
 
-def test_the_launcher_still_labels_run_pods_as_the_policies_expect() -> None:
-    """dagster_k8s' source: the labels the NetworkPolicies select run pods by (upgrade guard)."""
-    source = inspect.getsource(launcher_module.K8sRunLauncher._launch_k8s_job_with_args)
+def genuine_origins(workspace: BaseWorkspaceRequestContext, location: str) -> tuple[RemoteJobOrigin, JobPythonOrigin]:
+    """A job's origins as the webserver records them on a run it creates (the location's first job)."""
+    repository = workspace.get_code_location(location).get_repository(REPOSITORY)
+    job = next(job for job in repository.get_all_jobs() if not job.name.startswith("__"))
+    full = repository.get_full_job(job.name)
+    return full.get_remote_origin(), full.get_python_origin()
 
-    assert 'labels["dagster/code-location"]' in source
-    assert 'component="run_worker"' in source
+
+def forged(origin: JobPythonOrigin, **repository_origin: Any) -> JobPythonOrigin:
+    return origin._replace(repository_origin=origin.repository_origin._replace(**repository_origin))
 
 
-def test_each_run_job_is_valid_kubernetes(run_jobs: dict[str, dict], kubernetes_version: str) -> None:
-    for name, job in run_jobs.items():
-        try:
-            kubernetes_validate.validate(job, kubernetes_version, strict=True)
-        except kubernetes_validate.ValidationError as error:
-            pytest.fail(f"the run Job of {name} is not valid for Kubernetes {kubernetes_version}: {error.message}")
+@dataclass(frozen=True)
+class Launched:
+    run: dg.DagsterRun
+    job: dict[str, Any] | None  # the Job (as Kubernetes JSON) the launcher created; None: refused
+    message: str  # the refusal's engine event ("" when launched)
+
+
+def launch(
+    instance: dg.DagsterInstance,
+    launcher: PolicyK8sRunLauncher,
+    batch: FakeBatchApi,
+    workspace: BaseWorkspaceRequestContext,
+    location: str,
+    tag: dict[str, Any] | None = None,
+    forge: Callable[[JobPythonOrigin], JobPythonOrigin] = lambda origin: origin,
+) -> Launched:
+    """A run of ``location`` written into the shared storage (as a team could write it), launched."""
+    remote, code = genuine_origins(workspace, location)
+    tags = {"dagster-k8s/config": json.dumps(tag)} if tag else {}
+    run = dg.DagsterRun(
+        job_name=remote.job_name,
+        run_id=str(uuid.uuid4()),
+        status=dg.DagsterRunStatus.STARTING,
+        remote_job_origin=remote,
+        job_code_origin=forge(code),
+        tags=tags,
+    )
+    instance.add_run(run)
+    before = len(batch.jobs)
+    launcher.launch_run(LaunchRunContext(dagster_run=run, workspace=workspace))
+    after = instance.get_run_by_id(run.run_id)
+    assert after is not None
+    if len(batch.jobs) == before:
+        assert after.status == dg.DagsterRunStatus.FAILURE
+        [message] = [r.message for r in instance.all_logs(run.run_id) if r.message.startswith("Run launch refused")]
+        assert message.endswith("No Kubernetes Job was created.")
+        return Launched(after, None, message)
+    [(namespace, job)] = batch.jobs[before:]
+    assert namespace == generator.RELEASE
+    return Launched(after, kubernetes.client.ApiClient().sanitize_for_serialization(job), "")
+
+
+@pytest.fixture(scope="module")
+def genuine_jobs(
+    instance: dg.DagsterInstance,
+    launcher: PolicyK8sRunLauncher,
+    batch: FakeBatchApi,
+    workspace: BaseWorkspaceRequestContext,
+    locations: list[CodeLocation],
+) -> dict[str, dict[str, Any]]:
+    """Location name -> the Job of a genuine run of it."""
+    jobs = {}
+    for location in locations:
+        launched = launch(instance, launcher, batch, workspace, location.name)
+        assert launched.job is not None, launched.message
+        jobs[location.name] = launched.job
+    return jobs
 
 
 def policy_peers() -> dict[str, list[dict[str, str]]]:
     """Per code-location policy: the pod selectors it admits."""
-    path = ROOT / generator.NETWORK_POLICIES
     peers = {}
-    for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+    for doc in yaml.safe_load_all((ROOT / generator.NETWORK_POLICIES).read_text(encoding="utf-8")):
         if doc and doc["metadata"]["name"].startswith("dagster-code-location-"):
             [rule] = doc["spec"]["ingress"]
             peers[doc["metadata"]["name"]] = [peer["podSelector"]["matchLabels"] for peer in rule["from"]]
     return peers
 
 
-def admitted(labels: dict[str, str], selectors: list[dict[str, str]]) -> bool:
-    return any(selector.items() <= labels.items() for selector in selectors)
+def admitted_by(labels: dict[str, str]) -> set[str]:
+    """The code-location NetworkPolicies whose peers admit a pod with these labels."""
+    return {name for name, selectors in policy_peers().items() if any(s.items() <= labels.items() for s in selectors)}
 
 
-def test_a_run_pod_reaches_its_own_code_server_and_no_other(
-    run_jobs: dict[str, dict], locations: list[CodeLocation]
+def claims(job: dict[str, Any]) -> dict[str, str]:
+    """Mount path -> claim of a Job's pod."""
+    spec = job["spec"]["template"]["spec"]
+    [container] = spec["containers"]
+    volumes = {volume["name"]: volume for volume in spec["volumes"]}
+    return {
+        mount["mountPath"]: volumes[mount["name"]]["persistentVolumeClaim"]["claimName"]
+        for mount in container["volumeMounts"]
+        if "persistentVolumeClaim" in volumes[mount["name"]]
+    }
+
+
+# --- genuine runs: built as before, with the platform's settings -------------------------------------------
+def test_each_genuine_run_job_is_valid_kubernetes(genuine_jobs: dict[str, dict], kubernetes_version: str) -> None:
+    for name, job in genuine_jobs.items():
+        try:
+            kubernetes_validate.validate(job, kubernetes_version, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            pytest.fail(f"the run Job of {name} is not valid for Kubernetes {kubernetes_version}: {error.message}")
+
+
+def test_a_genuine_run_pod_is_matched_by_its_own_locations_network_policy_only(
+    genuine_jobs: dict[str, dict], locations: list[CodeLocation]
 ) -> None:
-    peers = policy_peers()
     for location in locations:
-        labels = run_jobs[location.name]["spec"]["template"]["metadata"]["labels"]
+        labels = genuine_jobs[location.name]["spec"]["template"]["metadata"]["labels"]
         assert labels[generator.RUN_LOCATION_LABEL] == location.name
-        for other in locations:
-            policy = f"dagster-code-location-{generator.k8s_name(other)}"
-            assert admitted(labels, peers[policy]) is (other == location), (location.name, policy)
+        assert admitted_by(labels) == {f"dagster-code-location-{generator.k8s_name(location)}"}
 
 
-def test_a_run_pod_reaches_postgres() -> None:
-    path = ROOT / generator.NETWORK_POLICIES
-    postgres = next(
-        doc
-        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8"))
-        if doc and doc["metadata"]["name"] == "dagster-postgres"
-    )
-    selectors = [peer["podSelector"]["matchLabels"] for peer in postgres["spec"]["ingress"][0]["from"]]
-
-    assert dict(generator.RUN_PODS) in selectors
-
-
-def test_a_run_pod_is_restricted_and_bounded(run_jobs: dict[str, dict], values: dict[str, Any]) -> None:
-    for name, job in run_jobs.items():
+def test_a_genuine_run_pod_is_restricted_bounded_and_under_the_run_account(
+    genuine_jobs: dict[str, dict], values: dict[str, Any], rendering: Rendering
+) -> None:
+    account = rendering.instance()["run_launcher"]["config"]["service_account_name"]
+    for name, job in genuine_jobs.items():
         spec = job["spec"]["template"]["spec"]
+        assert restricted_violations(spec) == [], name
         assert spec["securityContext"] == values["x-shared"]["podSecurityContext"], name
         [container] = spec["containers"]
         assert container["securityContext"] == values["x-shared"]["securityContext"], name
         assert container["resources"] == values["x-shared"]["codeLocation"]["resources"], name
+        assert spec["serviceAccountName"] == account == generator.RUN_SERVICE_ACCOUNT
         assert job["spec"]["activeDeadlineSeconds"] == 21600  # compose: DAGSTER_MAX_RUN_SECONDS
         assert job["spec"]["backoffLimit"] == 0  # a failed run is retried by Dagster (run retries), not by the Job
 
 
-def test_a_run_pod_mounts_its_own_io_claim_and_the_shared_ones(
-    run_jobs: dict[str, dict], locations: list[CodeLocation]
+def test_a_genuine_run_pod_mounts_its_own_io_claim_and_the_shared_ones(
+    genuine_jobs: dict[str, dict], locations: list[CodeLocation]
 ) -> None:
     for location in locations:
-        spec = run_jobs[location.name]["spec"]["template"]["spec"]
+        job = genuine_jobs[location.name]
+        spec = job["spec"]["template"]["spec"]
         [container] = spec["containers"]
-        volumes = {volume["name"]: volume for volume in spec["volumes"]}
-        mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
-        assert len(volumes) == len(spec["volumes"]), "a volume is listed twice (the pod would be refused)"
-        assert len(mounts) == len(container["volumeMounts"])
-        claims = {
-            path: volumes[name]["persistentVolumeClaim"]["claimName"]
-            for path, name in mounts.items()
-            if "persistentVolumeClaim" in volumes[name]
-        }
-        assert claims == {
+        assert len({v["name"] for v in spec["volumes"]}) == len(spec["volumes"]), "a volume listed twice"
+        assert len({m["mountPath"] for m in container["volumeMounts"]}) == len(container["volumeMounts"])
+        assert claims(job) == {
             generator.STORAGE_DIR: "dagster-storage",
             generator.IO_DIR: generator.io_claim(location),
             "/opt/dagster/exports": "dagster-exports",
         }
-        assert "emptyDir" in volumes[mounts["/tmp"]]
 
 
-def test_a_run_pod_gets_its_locations_env_image_and_the_postgres_password(
-    run_jobs: dict[str, dict], locations: list[CodeLocation], values: dict[str, Any]
+def test_a_genuine_run_pod_gets_its_locations_env_image_and_the_postgres_password(
+    genuine_jobs: dict[str, dict], locations: list[CodeLocation], values: dict[str, Any], rendering: Rendering
 ) -> None:
     for location in locations:
-        [container] = run_jobs[location.name]["spec"]["template"]["spec"]["containers"]
+        [container] = genuine_jobs[location.name]["spec"]["template"]["spec"]["containers"]
         env = {item["name"]: item for item in container["env"]}
         assert env["DAGSTER_PG_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
             "name": values["global"]["postgresqlSecretName"],
@@ -202,7 +323,143 @@ def test_a_run_pod_gets_its_locations_env_image_and_the_postgres_password(
         }
         for item in values["x-shared"]["codeLocation"]["env"]:
             assert env[item["name"]] == item
-        assert container["image"].endswith(f"-{location.name}:local")
-        # The image's entrypoint (deploy/dagster/entrypoint.sh) stays: the Job sets only args,
-        # `<the code server's python> -m dagster api execute_run <args>`.
-        assert "command" not in container and container["args"][1:5] == ["-m", "dagster", "api", "execute_run"]
+        assert container["image"] == rendering.container(generator.deployment_name(location))["image"]
+        assert {"configMapRef": {"name": generator.env_config_map(location)}} in container["envFrom"]
+        # The image's entrypoint (deploy/dagster/entrypoint.sh) stays: the Job sets only args, the code
+        # server's entry point (`dagster`, as the chart starts it) + `api execute_run <args>`.
+        assert "command" not in container and container["args"][:3] == ["dagster", "api", "execute_run"]
+
+
+# --- forged runs: refused, or launched with the policy's values -----------------------------------------
+def other(locations: list[CodeLocation], name: str) -> CodeLocation:
+    return next(location for location in locations if location.name != name)
+
+
+@pytest.mark.parametrize(
+    ("forgery", "named"),
+    [
+        pytest.param(
+            lambda other: {"pod_template_spec_metadata": {"labels": {"dagster/code-location": other.name}}},
+            lambda other, own: f"labels.dagster/code-location='{other.name}' (the platform sets '{own.name}')",
+            id="another location's label",
+        ),
+        pytest.param(
+            lambda other: {
+                "pod_spec_config": {
+                    "volumes": [{"name": "theirs", "persistentVolumeClaim": {"claimName": generator.io_claim(other)}}]
+                },
+                "container_config": {"volumeMounts": [{"name": "theirs", "mountPath": "/mnt/theirs"}]},
+            },
+            lambda other, own: (
+                f"volume 'theirs' {{'persistent_volume_claim': {{'claim_name': '{generator.io_claim(other)}'}}}}"
+            ),
+            id="another team's claim",
+        ),
+        pytest.param(
+            lambda other: {"container_config": {"securityContext": {"runAsUser": 0, "runAsNonRoot": False}}},
+            lambda other, own: "container_config.security_context.run_as_user=0 (the platform sets 10001)",
+            id="root",
+        ),
+        pytest.param(
+            lambda other: {
+                "pod_spec_config": {"volumes": [{"name": "host", "hostPath": {"path": "/"}}]},
+                "container_config": {"volumeMounts": [{"name": "host", "mountPath": "/host"}]},
+            },
+            lambda other, own: "volume 'host' {'host_path': {'path': '/'}}",
+            id="a host path",
+        ),
+        pytest.param(
+            lambda other: {"container_config": {"image": "attacker/tools:latest"}},
+            lambda other, own: f"image 'attacker/tools:latest' (code location '{own.name}' runs only ",
+            id="another image",
+        ),
+        pytest.param(
+            lambda other: {"pod_spec_config": {"serviceAccountName": generator.FULLNAME}},
+            lambda other, own: (
+                f"service_account_name='{generator.FULLNAME}' (the platform sets '{generator.RUN_SERVICE_ACCOUNT}')"
+            ),
+            id="another service account",
+        ),
+    ],
+)
+def test_a_run_forging_its_job_in_its_tags_is_refused_without_a_job(
+    instance: dg.DagsterInstance,
+    launcher: PolicyK8sRunLauncher,
+    batch: FakeBatchApi,
+    workspace: BaseWorkspaceRequestContext,
+    locations: list[CodeLocation],
+    forgery: Callable[[CodeLocation], dict[str, Any]],
+    named: Callable[[CodeLocation, CodeLocation], str],
+) -> None:
+    own = locations[0]
+    launched = launch(instance, launcher, batch, workspace, own.name, tag=forgery(other(locations, own.name)))
+
+    assert launched.job is None
+    assert f"Run launch refused by PolicyK8sRunLauncher for code location '{own.name}'" in launched.message
+    assert named(other(locations, own.name), own) in launched.message
+    assert launched.run.tags["dagster/will_retry"] == "false"  # despite run_retries
+
+
+def test_a_run_whose_stored_origin_names_another_image_is_refused(
+    instance: dg.DagsterInstance,
+    launcher: PolicyK8sRunLauncher,
+    batch: FakeBatchApi,
+    workspace: BaseWorkspaceRequestContext,
+    locations: list[CodeLocation],
+) -> None:
+    own, theirs = locations[0], other(locations, locations[0].name)
+    their_image = launcher.policy.image_for(theirs.name)
+    launched = launch(
+        instance, launcher, batch, workspace, own.name, forge=lambda code: forged(code, container_image=their_image)
+    )
+
+    assert launched.job is None
+    assert f"image '{their_image}' (code location '{own.name}' runs only " in launched.message
+    assert f"container_image '{their_image}' (code location '{own.name}' serves " in launched.message
+
+
+def test_a_run_whose_stored_container_context_adds_another_teams_claim_is_refused(
+    instance: dg.DagsterInstance,
+    launcher: PolicyK8sRunLauncher,
+    batch: FakeBatchApi,
+    workspace: BaseWorkspaceRequestContext,
+    locations: list[CodeLocation],
+) -> None:
+    own, theirs = locations[0], other(locations, locations[0].name)
+
+    def steal(code: JobPythonOrigin) -> JobPythonOrigin:
+        context = json.loads(json.dumps(code.repository_origin.container_context))
+        context["k8s"]["volumes"][-1]["persistentVolumeClaim"]["claimName"] = generator.io_claim(theirs)
+        return forged(code, container_context=context)
+
+    launched = launch(instance, launcher, batch, workspace, own.name, forge=steal)
+
+    assert launched.job is None
+    assert f"'claim_name': '{generator.io_claim(theirs)}'" in launched.message  # by the policy
+    assert "container_context {'k8s': {" in launched.message  # and by its location's own server
+
+
+def test_a_run_asking_for_less_is_launched_with_the_policys_values(
+    instance: dg.DagsterInstance,
+    launcher: PolicyK8sRunLauncher,
+    batch: FakeBatchApi,
+    workspace: BaseWorkspaceRequestContext,
+    locations: list[CodeLocation],
+    genuine_jobs: dict[str, dict],
+) -> None:
+    own = locations[0]
+    asked = {
+        "container_config": {"resources": {"limits": {"memory": "1Gi"}}},
+        "job_spec_config": {"activeDeadlineSeconds": 600},
+        "pod_template_spec_metadata": {"labels": {"dagster/code-location": own.name}},
+    }
+    launched = launch(instance, launcher, batch, workspace, own.name, tag=asked)
+
+    assert launched.job is not None, launched.message
+    spec, genuine = launched.job["spec"], genuine_jobs[own.name]["spec"]
+    assert (
+        spec["template"]["spec"]["containers"][0]["resources"]
+        == genuine["template"]["spec"]["containers"][0]["resources"]
+    )
+    assert spec["activeDeadlineSeconds"] == genuine["activeDeadlineSeconds"] == 21600
+    assert launched.run.tags["dagster/image"] == genuine["template"]["spec"]["containers"][0]["image"]

@@ -1,152 +1,28 @@
-"""deploy/kubernetes/values.yaml: keys the chart accepts, and the compose stack's settings in them.
+"""deploy/kubernetes/values.yaml: what it promises itself (test_chart.py checks what the chart makes of it).
 
-The chart's own schema cannot be fetched here (no network, no Helm): chart_values_schema.yaml
-holds the excerpt of it for the keys values.yaml sets, with the source commits it was read
-from. Then the chart's rendering of the instance (emulated in conftest.Chart) goes through
-Dagster's own instance-config validation, and the settings are compared with dagster.yaml's.
+The same security contexts and resources for every Dagster pod and run, the images' own
+command under the chart's arguments, probes in place of compose's watchdog, and only the
+claims manifests/storage.yaml creates.
 """
 
 from __future__ import annotations
 
 import shlex
-from collections.abc import Callable
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import jsonschema  # type: ignore[import-untyped]
-import pytest
 import yaml
-from dagster._core.instance.config import dagster_instance_config
-from referencing import Registry
 
 from template_tools import kubernetes
 from template_tools.locations import ROOT, read_locations
 
-if TYPE_CHECKING:
-    from tests.kubernetes.conftest import Chart
-
-SCHEMA = Path(__file__).parent / "chart_values_schema.yaml"
-DAGSTER_YAML = ROOT / "dagster.yaml"
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 DAGSTER_HOME = "/opt/dagster/dagster_home"
 
 
-def schema_errors(values: dict[str, Any], registry: Registry) -> list[str]:
-    schema = yaml.safe_load(SCHEMA.read_text(encoding="utf-8"))
-    validator = jsonschema.Draft202012Validator(schema, registry=registry)
-    return [
-        f"{'.'.join(map(str, error.absolute_path)) or '<top>'}: {error.message}"
-        for error in sorted(validator.iter_errors(values), key=lambda error: list(map(str, error.absolute_path)))
-    ]
-
-
-def test_the_schema_excerpt_is_a_valid_json_schema() -> None:
-    jsonschema.Draft202012Validator.check_schema(yaml.safe_load(SCHEMA.read_text(encoding="utf-8")))
-
-
-def test_every_key_is_one_the_chart_accepts_with_its_type(
-    values: dict[str, Any], kubernetes_version: str, definitions: Callable[[str], Registry]
-) -> None:
-    assert schema_errors(values, definitions(kubernetes_version)) == []
-
-
-@pytest.mark.parametrize(
-    ("path", "value", "complaint"),
-    [
-        (["dagsterDaemon", "runMonitoring", "startTimeoutSecond"], 60, "'startTimeoutSecond' was unexpected"),
-        (["dagsterWebserver", "image", "pullPolicy"], "Sometimes", "is not one of"),
-        (["dagsterDaemon", "heartbeatTolerance"], "300", "is not of type 'integer'"),
-        (["dagster-user-deployments", "deployments", 0, "name"], "simple_ops", "does not match"),
-        (["runLauncher", "config", "k8sRunLauncher", "securityContext", "readOnlyRootFileSystem"], True, "unexpected"),
-        (["postgresql", "postgresqlPort"], 5432, "'postgresqlPort' was unexpected"),
-        (["dagsterWebserver", "workspace", "servers", 0, "location"], "x", "'location' was unexpected"),
-    ],
-)
-def test_an_unknown_key_or_a_wrong_type_fails(
-    values: dict[str, Any], definitions: Callable[[str], Registry], path: list[Any], value: Any, complaint: str
-) -> None:
-    changed = yaml.safe_load(yaml.safe_dump(values))  # a copy, without the shared (aliased) objects
-    target = changed
-    for key in path[:-1]:
-        target = target[key]
-    target[path[-1]] = value
-
-    errors = schema_errors(changed, definitions("1.29.0"))
-    assert errors and all(complaint in error for error in errors), errors
-
-
-# --- what the chart makes of it, checked by Dagster ---------------------------------------------
-def test_the_instance_the_chart_renders_is_valid_dagster_config(
-    chart: Chart, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(chart.dagster_yaml()), encoding="utf-8")
-    monkeypatch.setenv("DAGSTER_PG_PASSWORD", "unused")
-
-    config, instance_class = dagster_instance_config(str(tmp_path))
-
-    assert instance_class is None
-    assert config["run_launcher"]["class"] == "K8sRunLauncher"
-    assert config["local_artifact_storage"]["config"]["base_dir"] == "/opt/dagster/storage"
-
-
-def compose_instance() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load(DAGSTER_YAML.read_text(encoding="utf-8"))
-    return loaded
-
-
-def test_the_run_queue_limits_are_dagster_yamls(chart: Chart) -> None:
-    compose, kube = compose_instance(), chart.dagster_yaml()["run_coordinator"]["config"]
-
-    assert kube["max_concurrent_runs"] == compose["concurrency"]["runs"]["max_concurrent_runs"] == 4
-    assert kube["tag_concurrency_limits"] == compose["concurrency"]["runs"]["tag_concurrency_limits"]
-    assert kube["tag_concurrency_limits"] == [
-        {"key": "dagster/code_location", "value": {"applyLimitPerUniqueValue": True}, "limit": 2}
-    ]
-    assert kube["dequeue_interval_seconds"] == compose["run_coordinator"]["config"]["dequeue_interval_seconds"]
-
-
-def test_run_monitoring_retries_daemons_and_retention_are_dagster_yamls(chart: Chart) -> None:
-    compose, kube = compose_instance(), chart.dagster_yaml()
-
-    assert kube["run_monitoring"]["enabled"] is compose["run_monitoring"]["enabled"] is True
-    for key in ("poll_interval_seconds", "max_resume_run_attempts"):
-        assert kube["run_monitoring"][key] == compose["run_monitoring"][key], key
-    # Longer than compose's 60 s on purpose: a run pod may wait for a node and pull its image first.
-    assert kube["run_monitoring"]["start_timeout_seconds"] >= compose["run_monitoring"]["start_timeout_seconds"]
-    assert kube["run_retries"] == compose["run_retries"]
-    assert kube["sensors"] == compose["sensors"] and kube["schedules"] == compose["schedules"]
-    assert kube["retention"]["schedule"] == compose["retention"]["schedule"]
-    sensor = kube["retention"]["sensor"]["purge_after_days"]
-    assert {key: sensor[key] for key in compose["retention"]["sensor"]["purge_after_days"]} == compose["retention"][
-        "sensor"
-    ]["purge_after_days"]
-    assert kube["telemetry"] == compose["telemetry"] == {"enabled": False}
-    assert kube["nux"] == compose["nux"]
-
-
-def test_postgres_is_external_with_the_password_from_a_secret_and_the_psycopg2_driver(
-    values: dict[str, Any], chart: Chart
-) -> None:
-    compose_db = compose_instance()["storage"]["custom"]["config"]["postgres_db"]
-
-    assert values["postgresql"]["enabled"] is False
-    assert values["generatePostgresqlPasswordSecret"] is False
-    assert values["global"]["postgresqlSecretName"] == "dagster-postgresql"
-    db = chart.postgres_config()["postgres_db"]
-    assert db["scheme"] == compose_db["scheme"] == "postgresql+psycopg2"
-    assert db["params"] == compose_db["params"]
-    assert db["password"] == {"env": "DAGSTER_PG_PASSWORD"}  # the chart sets it from the Secret
-
-
-def test_compute_logs_and_io_storage_are_where_compose_has_them(chart: Chart) -> None:
-    compose, kube = compose_instance(), chart.dagster_yaml()
-
-    assert kube["compute_logs"] == {
-        "module": compose["compute_logs"]["module"],
-        "class": compose["compute_logs"]["class"],
-        "config": compose["compute_logs"]["config"],
-    }
-    assert kube["local_artifact_storage"] == compose["local_artifact_storage"]
+def run_launcher(values: dict[str, Any]) -> dict[str, Any]:
+    """The run launcher's config (PolicyK8sRunLauncher, in dagster.yaml's terms)."""
+    config: dict[str, Any] = values["runLauncher"]["config"]["customRunLauncher"]["config"]
+    return config
 
 
 # --- images and code servers ---------------------------------------------------------------------
@@ -197,29 +73,18 @@ def test_each_code_server_runs_the_images_own_command_under_the_chart(values: di
         assert deployment["port"] == location.port
 
 
-def test_each_location_is_loaded_by_its_name_from_its_own_service(values: dict[str, Any]) -> None:
-    servers = values["dagsterWebserver"]["workspace"]["servers"]
-    names = [item["name"] for item in values["dagster-user-deployments"]["deployments"]]
-
-    assert values["dagsterWebserver"]["workspace"]["enabled"] is True
-    assert [(server["name"], server["host"], server["port"]) for server in servers] == [
-        (location.name, kubernetes.k8s_name(location), location.port) for location in read_locations()
-    ]
-    assert [server["host"] for server in servers] == names  # the chart's Service is named like the deployment
-
-
 # --- security contexts and resources --------------------------------------------------------------
 def test_every_dagster_pod_gets_the_same_security_contexts(values: dict[str, Any]) -> None:
     shared = values["x-shared"]
     pod, container = shared["podSecurityContext"], shared["securityContext"]
-    launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
+    launcher = run_launcher(values)
     holders = [values["dagsterWebserver"], values["dagsterDaemon"], *values["dagster-user-deployments"]["deployments"]]
 
     for holder in holders:
         assert holder["podSecurityContext"] == pod
         assert holder["securityContext"] == container
-    assert launcher["securityContext"] == container
-    assert launcher["runK8sConfig"]["podSpecConfig"]["securityContext"] == pod
+    assert launcher["security_context"] == container
+    assert launcher["run_k8s_config"]["pod_spec_config"]["securityContext"] == pod
     assert (
         pod["runAsNonRoot"] is True and pod["runAsUser"] == 10001 and pod["seccompProfile"]["type"] == "RuntimeDefault"
     )
@@ -229,14 +94,16 @@ def test_every_dagster_pod_gets_the_same_security_contexts(values: dict[str, Any
 
 
 def test_every_dagster_pod_has_resources_and_a_writable_tmp(values: dict[str, Any]) -> None:
-    launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
-    holders = [values["dagsterWebserver"], values["dagsterDaemon"], launcher]
-    holders += values["dagster-user-deployments"]["deployments"]
+    launcher = run_launcher(values)
+    holders = [values["dagsterWebserver"], values["dagsterDaemon"], *values["dagster-user-deployments"]["deployments"]]
 
-    for holder in holders:
+    for holder in [*holders, launcher]:
         assert holder["resources"]["limits"]["memory"] and holder["resources"]["requests"]["memory"]
         assert values["x-shared"]["tmpVolume"] in holder["volumes"]
+    for holder in holders:
         assert values["x-shared"]["tmpMount"] in holder["volumeMounts"]
+    assert values["x-shared"]["tmpMount"] in launcher["volume_mounts"]
+    assert launcher["resources"] == values["x-shared"]["codeLocation"]["resources"]
 
 
 def test_liveness_probes_replace_the_watchdog(values: dict[str, Any]) -> None:
@@ -244,8 +111,13 @@ def test_liveness_probes_replace_the_watchdog(values: dict[str, Any]) -> None:
     port = webserver["service"]["port"]
 
     assert port == kubernetes.WEBSERVER_PORT
+    # The webserver answers only signed requests: the probe is the health check that signs its own
+    # (with the identity key the webserver reads), on the port it asks by default.
+    env = {item["name"]: item.get("value") for item in webserver["env"]}
+    assert env["IDENTITY_KEY_FILE"] and port == 3000
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        assert webserver[probe]["httpGet"] == {"path": "/server_info", "port": port}
+        assert webserver[probe]["exec"]["command"] == ["python", "-m", "platform_services.healthcheck", "webserver"]
+        assert "httpGet" not in webserver[probe]
     assert daemon["livenessProbe"]["exec"]["command"] == ["dagster-daemon", "liveness-check"]
     for deployment in values["dagster-user-deployments"]["deployments"]:
         # No exec: the chart probes with `dagster api grpc-health-check -p <port>`.
@@ -255,8 +127,7 @@ def test_liveness_probes_replace_the_watchdog(values: dict[str, Any]) -> None:
 
 def test_the_claims_values_mounts_are_the_ones_storage_yaml_creates(values: dict[str, Any]) -> None:
     claims = {doc["metadata"]["name"] for doc in yaml.safe_load_all((ROOT / kubernetes.STORAGE).read_text()) if doc}
-    launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
-    holders = [values["dagsterWebserver"], launcher, *values["dagster-user-deployments"]["deployments"]]
+    holders = [values["dagsterWebserver"], run_launcher(values), *values["dagster-user-deployments"]["deployments"]]
 
     mounted = {
         volume["persistentVolumeClaim"]["claimName"]
@@ -267,10 +138,24 @@ def test_the_claims_values_mounts_are_the_ones_storage_yaml_creates(values: dict
     assert mounted == claims
 
 
-def test_each_code_server_reads_the_instance_config_the_chart_makes(values: dict[str, Any], chart: Chart) -> None:
+def test_each_code_server_reads_the_instance_config_the_chart_makes(values: dict[str, Any]) -> None:
     """As under compose, a code server opens the instance in Postgres (the chart mounts it only elsewhere)."""
     for deployment in values["dagster-user-deployments"]["deployments"]:
         volumes = {volume["name"]: volume for volume in deployment["volumes"]}
         [mount] = [item for item in deployment["volumeMounts"] if item["mountPath"] == f"{DAGSTER_HOME}/dagster.yaml"]
         assert mount["subPath"] == "dagster.yaml" and mount["readOnly"] is True
-        assert volumes[mount["name"]]["configMap"]["name"] == chart.run_launcher_config()["instance_config_map"]
+        assert volumes[mount["name"]]["configMap"]["name"] == run_launcher(values)["instance_config_map"]
+        assert run_launcher(values)["instance_config_map"] == kubernetes.INSTANCE_CONFIG_MAP
+
+
+def test_each_location_s_runs_are_granted_what_its_code_server_mounts(values: dict[str, Any]) -> None:
+    """One list for both (a YAML alias): the chart gives the server's volumes to its runs, the policy allows them."""
+    grants = run_launcher(values)["locations"]
+    for location in read_locations():
+        [deployment] = [
+            d for d in values["dagster-user-deployments"]["deployments"] if d["name"] == kubernetes.k8s_name(location)
+        ]
+        grant = grants[location.name]
+        assert grant["volumes"] == deployment["volumes"] and grant["volume_mounts"] == deployment["volumeMounts"]
+        image = deployment["image"]
+        assert grant["image"] == f"{image['repository']}:{image['tag']}"

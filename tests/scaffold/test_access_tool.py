@@ -8,10 +8,13 @@ import stat
 from pathlib import Path
 
 import pytest
+import yaml
 
 from platform_services.access.rules import load_rules
-from template_tools import access
+from template_tools import access, generate
+from template_tools.kubernetes import ACCESS_CONFIG
 from template_tools.locations import ROOT
+from template_tools.scaffolding import copy_repo
 
 
 @pytest.fixture
@@ -122,3 +125,19 @@ def test_the_file_is_replaced_atomically_keeping_its_mode(files: tuple[Path, Pat
     assert files[0].stat().st_ino != inode  # a new file: a reader sees the old one or the new one
     assert stat.S_IMODE(files[0].stat().st_mode) == 0o640
     assert not list(files[0].parent.glob(".*.tmp"))
+
+
+def test_in_a_checkout_the_kubernetes_access_config_map_follows_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`make ui-user` on the repository's access file also rewrites its ConfigMap, so `make verify` stays green."""
+    repo = copy_repo(tmp_path / "repo")
+    access_file = repo / "deploy/access/access.yaml"
+
+    assert access.main(["--access", str(access_file), "--workspace", str(repo / "workspace.yaml"), "user", "alice",
+                        "--team", "analytics", "--role", "editor"]) == 0  # fmt: skip
+
+    assert "also wrote deploy/kubernetes/manifests/access-config.yaml" in capsys.readouterr().out
+    [config_map] = [doc for doc in yaml.safe_load_all((repo / ACCESS_CONFIG).read_text()) if doc]
+    assert config_map["data"]["access.yaml"] == access_file.read_text()
+    assert generate.main(["--root", str(repo), "--check"]) == 0

@@ -39,6 +39,7 @@ EDITED = (
     "deploy/kubernetes/values.yaml",
     "deploy/kubernetes/manifests/network-policies.yaml",
     "deploy/kubernetes/manifests/storage.yaml",
+    "deploy/kubernetes/manifests/workspace-config.yaml",
     ".github/CODEOWNERS",
 )
 #: The file outside the new folder that the command creates: the location's own pipeline.

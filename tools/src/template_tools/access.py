@@ -26,6 +26,7 @@ from ruamel.yaml.comments import CommentedMap
 
 from platform_services.access.identity import Role
 from platform_services.access.rules import NAME, AccessError, parse_rules, workspace_teams
+from template_tools import kubernetes
 from template_tools.locations import ROOT
 
 ACCESS = ROOT / "deploy" / "access" / "access.yaml"
@@ -118,6 +119,16 @@ def write_atomically(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def write(path: Path, text: str) -> None:
+    """The access file, and, in a checkout, its ConfigMap for Kubernetes (which `make verify` holds to it)."""
+    write_atomically(path, text)
+    root = path.resolve().parents[2]
+    config_map = root / kubernetes.ACCESS_CONFIG
+    if path.resolve() == (root / kubernetes.ACCESS).resolve() and config_map.is_file():
+        write_atomically(config_map, kubernetes.render_access_config(text))
+        print(f"access: also wrote {kubernetes.ACCESS_CONFIG} (on Kubernetes: kubectl apply -f it)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--access", type=Path, default=ACCESS, help="the access file (default: %(default)s)")
@@ -142,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"access: {path} gives no role to a token named {args.name!r}: nothing to remove")
                 return 0
             validate(new, path, locations)
-            write_atomically(path, new)
+            write(path, new)
             print(f"access: {path}: removed tokens: {args.name}")
             return 0
         team = args.team or None
@@ -150,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         new, entry = grant(text, SECTIONS[args.command], args.name, team, args.role)
         validate(new, path, locations)
         if not args.check:
-            write_atomically(path, new)
+            write(path, new)
             print(f"access: {path}: {entry} (the auth service applies it within seconds)")
     except (AccessEditError, AccessError, OSError) as error:
         print(f"access: {error}", file=sys.stderr)

@@ -4,23 +4,31 @@
     python -m template_tools.kubernetes --image-overlay --registry REG [--project P] [--tag T]
                                                    # print a values overlay with other images
 
-On Kubernetes, a code location is three things besides its image: a user deployment of
+On Kubernetes, a code location is four things besides its image: a user deployment of
 the Helm chart (its gRPC code server, whose resources, env and volumes, among them the
-chart's instance config, its runs get too), a NetworkPolicy (who may call that server)
-and a PersistentVolumeClaim (its runs' IO-manager storage, which no other team's run
-mounts). All three come from the one list of locations, workspace.yaml:
+chart's instance config, its runs get too), its grant in the run launcher's policy (the
+same volumes, its image), a NetworkPolicy (who may call that server) and a
+PersistentVolumeClaim (its runs' IO-manager storage, which no other team's run mounts).
+All come from the one list of locations, workspace.yaml:
 
-* ``deploy/kubernetes/values.yaml`` is written by hand except two regions: the code
-  servers the webserver and daemon load (``dagsterWebserver.workspace.servers``) and the
-  user deployments (``dagster-user-deployments.deployments``). The images of the
-  locations follow ``dagsterWebserver.image`` (same registry, project and tag);
-* ``manifests/network-policies.yaml`` and ``manifests/storage.yaml`` are generated whole,
-  and so is ``manifests/gateway-config.yaml``, the gateway's nginx config as a ConfigMap,
-  from the one file compose's gateway image uses too (deploy/gateway/nginx.conf.template).
+* ``deploy/kubernetes/values.yaml`` is written by hand except two regions: each location's
+  grant in the run launcher's policy (``runLauncher...locations``, whose volumes the user
+  deployment below names by YAML alias) and the user deployments
+  (``dagster-user-deployments.deployments``). The images of the locations follow
+  ``dagsterWebserver.image`` (same registry, project and tag);
+* ``manifests/network-policies.yaml``, ``manifests/storage.yaml`` and
+  ``manifests/workspace-config.yaml`` (the workspace the webserver, daemon and auth service
+  read, with each location's team) are generated whole, and so are
+  ``manifests/gateway-config.yaml``, the gateway's nginx config, from the one file compose's
+  gateway image uses too (deploy/gateway/nginx.conf.template), and
+  ``manifests/access-config.yaml``, the access file (deploy/access/access.yaml) as a ConfigMap;
+* ``manifests/gateway.yaml`` is written by hand except the webserver's address.
 
-Names: a Kubernetes object name cannot hold ``_``, so the chart's deployment (and its
-Service, the server's host name) of ``simple_ops`` is ``simple-ops``; the Dagster location
-keeps its name ``simple_ops`` (``workspace.servers[].name``), as under compose.
+Names: a Kubernetes object name cannot hold ``_``, so the chart's user deployment (its
+Service, the server's host name) of ``simple_ops`` is ``simple-ops`` and its Deployment
+``dagster-dagster-user-deployments-simple-ops``; the Dagster location keeps its name
+``simple_ops``, as under compose. The chart's own names (checked against its rendering in
+tests/kubernetes) are below.
 
 The labels the NetworkPolicies select come from the chart's templates and from
 dagster_k8s (see the constants below); docs/kubernetes.md explains what they allow.
@@ -38,7 +46,7 @@ from typing import Any
 
 import yaml
 
-from template_tools.locations import ROOT, CodeLocation, WorkspaceError, read_locations
+from template_tools.locations import ROOT, WORKSPACE, CodeLocation, WorkspaceError, read_locations
 from template_tools.regions import RegionError, replace_region
 
 KUBERNETES = "deploy/kubernetes"
@@ -46,6 +54,11 @@ VALUES = f"{KUBERNETES}/values.yaml"
 NETWORK_POLICIES = f"{KUBERNETES}/manifests/network-policies.yaml"
 STORAGE = f"{KUBERNETES}/manifests/storage.yaml"
 GATEWAY_CONFIG = f"{KUBERNETES}/manifests/gateway-config.yaml"
+GATEWAY = f"{KUBERNETES}/manifests/gateway.yaml"
+WORKSPACE_CONFIG = f"{KUBERNETES}/manifests/workspace-config.yaml"
+ACCESS_CONFIG = f"{KUBERNETES}/manifests/access-config.yaml"
+#: Who may do what per team (the auth service reads it; `make ui-user` edits it).
+ACCESS = "deploy/access/access.yaml"
 #: The gateway's nginx config, the same file for compose (the gateway image) and Kubernetes.
 GATEWAY_TEMPLATE = "deploy/gateway/nginx.conf.template"
 #: The chart version that matches the pinned Dagster (the root pyproject.toml's constraints).
@@ -58,6 +71,20 @@ DEFAULT_TAG = "local"
 
 #: The Helm release name the labels below assume (docs/kubernetes.md: `helm upgrade --install dagster ...`).
 RELEASE = "dagster"
+#: The chart's names for that release (helpers/_helpers.tpl: `dagster.fullname` is the release name
+#: when it contains `dagster`; the subchart's is `<release>-dagster-user-deployments`).
+FULLNAME = RELEASE
+USER_DEPLOYMENTS_FULLNAME = f"{RELEASE}-dagster-user-deployments"
+#: The webserver's Service: `<release>-<dagsterWebserver.nameOverride>`, whose default is `dagster-webserver`.
+WEBSERVER_SERVICE = f"{RELEASE}-dagster-webserver"
+#: The instance config the chart renders (every Dagster pod mounts it) and the code servers' service
+#: account, which their runs get too (no Role: rbacEnabled is false).
+INSTANCE_CONFIG_MAP = f"{FULLNAME}-instance"
+RUN_SERVICE_ACCOUNT = f"{USER_DEPLOYMENTS_FULLNAME}-user-deployments"
+#: The ConfigMaps generated here: the workspace (the chart's dagsterWebserver.workspace.externalConfigmap)
+#: and the access file.
+WORKSPACE_CONFIG_MAP = "dagster-workspace"
+ACCESS_CONFIG_MAP = "dagster-access"
 #: Labels of the chart's pods, from dagster-io/dagster helm/dagster/templates: the webserver
 #: (helpers/_deployment-webserver.tpl: selector labels + `component: dagster-webserver`), the
 #: daemon (deployment-daemon.yaml: `component: dagster-daemon`) and the code servers
@@ -90,8 +117,9 @@ SHARED_CLAIMS: Mapping[str, tuple[str, str]] = {
     "dagster-exports": ("The CSV exports of every run, at /opt/dagster/exports", "exports"),
 }
 CLAIM_SIZE = "10Gi"
-#: Services of the namespace that a location's deployment (its Service) must not be named like.
-RESERVED_NAMES = frozenset({"dagster-webserver", "dagster-gateway", "postgres", "sample-api"})
+#: Services of the namespace that a location's deployment (its Service) must not be named like: the
+#: chart's webserver, the gateway (manifests/) and the trial's Postgres and sample API (dev/).
+RESERVED_NAMES = frozenset({WEBSERVER_SERVICE, "dagster-gateway", "postgres", "sample-api"})
 #: The chart names an init container of the webserver and daemon `init-user-deployment-<name>` (63 at most).
 MAX_NAME = 63 - len("init-user-deployment-")
 
@@ -112,6 +140,9 @@ class Images:
 
     def repository(self, what: str) -> str:
         return f"{self.prefix}-{what}"
+
+    def image(self, what: str) -> str:
+        return f"{self.repository(what)}:{self.tag}"
 
 
 def k8s_name(location: CodeLocation) -> str:
@@ -135,16 +166,50 @@ def io_claim(location: CodeLocation) -> str:
     return f"dagster-io-{k8s_name(location)}"
 
 
+def deployment_name(location: CodeLocation) -> str:
+    """The chart's Deployment of the location's code server (deployment-user.yaml)."""
+    return f"{USER_DEPLOYMENTS_FULLNAME}-{k8s_name(location)}"
+
+
+def env_config_map(location: CodeLocation) -> str:
+    """The ConfigMap the chart makes for each user deployment, which its container context names."""
+    return f"{USER_DEPLOYMENTS_FULLNAME}-{k8s_name(location)}-user-env"
+
+
 def _quote(value: str) -> str:
     """``value`` as a YAML scalar (a JSON string is one)."""
     return json.dumps(value)
 
 
-def workspace_servers(locations: Sequence[CodeLocation]) -> str:
-    """``dagsterWebserver.workspace.servers``: where the webserver and daemon load each location from."""
-    return "".join(
-        f"- name: {location.name}\n  host: {k8s_name(location)}\n  port: {location.port}\n" for location in locations
-    )
+def _anchor(location: CodeLocation, what: str) -> str:
+    return f"{k8s_name(location)}-{what}"
+
+
+def launcher_grants(locations: Sequence[CodeLocation], images: Images) -> str:
+    """The run launcher's ``locations``: each one's image and what its runs mount (PolicyK8sRunLauncher).
+
+    The volumes are anchored here and named by alias in the location's user deployment
+    below, so the code server and the grant of its runs are one list.
+    """
+    blocks = []
+    for location in locations:
+        blocks.append(
+            f"{location.name}:\n"
+            f"  image: {_quote(images.image(location.name))}\n"
+            f"  volumes: &{_anchor(location, 'volumes')}\n"
+            "    - *tmp-volume\n"
+            "    - *instance-volume\n"
+            "    - name: io\n"
+            "      persistentVolumeClaim:\n"
+            f"        claimName: {io_claim(location)}\n"
+            f"  volume_mounts: &{_anchor(location, 'volume-mounts')}\n"
+            "    - *tmp-mount\n"
+            "    - *instance-mount\n"
+            "    - name: io\n"
+            f"      mountPath: {IO_DIR}\n"
+            f"  env_config_maps: [{env_config_map(location)}]\n"
+        )
+    return "".join(blocks)
 
 
 def user_deployments(locations: Sequence[CodeLocation], images: Images) -> str:
@@ -161,17 +226,8 @@ def user_deployments(locations: Sequence[CodeLocation], images: Images) -> str:
             f"    pullPolicy: {images.pull_policy}\n"
             f"  dagsterApiGrpcArgs: [{', '.join(_quote(arg) for arg in args)}]\n"
             f"  port: {location.port}\n"
-            "  volumes:\n"
-            "    - *tmp-volume\n"
-            "    - *instance-volume\n"
-            "    - name: io\n"
-            "      persistentVolumeClaim:\n"
-            f"        claimName: {io_claim(location)}\n"
-            "  volumeMounts:\n"
-            "    - *tmp-mount\n"
-            "    - *instance-mount\n"
-            "    - name: io\n"
-            f"      mountPath: {IO_DIR}\n"
+            f"  volumes: *{_anchor(location, 'volumes')}\n"
+            f"  volumeMounts: *{_anchor(location, 'volume-mounts')}\n"
         )
     return "".join(blocks)
 
@@ -196,7 +252,7 @@ def render_values(text: str, locations: Sequence[CodeLocation]) -> str:
     except yaml.YAMLError as error:
         raise KubernetesError(f"{VALUES} is not valid YAML ({error}); fix it first") from None
     images = instance_images(values if isinstance(values, dict) else {})
-    text = replace_region(text, "workspace.servers", workspace_servers(locations), path=VALUES)
+    text = replace_region(text, "run-launcher.locations", launcher_grants(locations, images), path=VALUES)
     return replace_region(text, "deployments", user_deployments(locations, images), path=VALUES)
 
 
@@ -341,25 +397,95 @@ def _literal(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 _LiteralDumper.add_representer(str, _literal)
 
 
-def render_gateway_config(template: str) -> str:
-    """manifests/gateway-config.yaml: the gateway's nginx config (deploy/gateway/nginx.conf.template) as a ConfigMap."""
-    if any(line != line.rstrip() for line in template.splitlines()):
-        raise KubernetesError(f"{GATEWAY_TEMPLATE} has trailing white space, which a ConfigMap cannot keep; remove it")
+def _config_map(name: str, data: Mapping[str, str], labels: Mapping[str, str], header: str, *, source: str) -> str:
+    """A ConfigMap of whole files, each written as a literal block so that it reads as itself."""
+    for key, text in data.items():
+        if any(line != line.rstrip() for line in text.splitlines()):
+            raise KubernetesError(
+                f"{source} has trailing white space, which a ConfigMap cannot keep; remove it ({key})"
+            )
     config_map = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {
-            "name": "dagster-gateway-nginx",
-            "labels": {"app.kubernetes.io/name": "dagster-gateway", "app.kubernetes.io/part-of": "dagster"},
-        },
-        "data": {"nginx.conf.template": template},
+        "metadata": {"name": name, "labels": {**labels, "app.kubernetes.io/part-of": "dagster"}},
+        "data": dict(data),
     }
+    return header + "---\n" + yaml.dump(config_map, Dumper=_LiteralDumper, sort_keys=False, width=1000)
+
+
+def render_gateway_config(template: str) -> str:
+    """manifests/gateway-config.yaml: the gateway's nginx config (deploy/gateway/nginx.conf.template) as a ConfigMap."""
     header = (
         f"# Generated from {GATEWAY_TEMPLATE} by `{GENERATE}`: edit that file, which the compose gateway\n"
         "# uses too. manifests/gateway.yaml mounts it over the image's copy, so a change here needs no\n"
         "# new image: kubectl apply, then kubectl rollout restart -n dagster deployment/dagster-gateway.\n"
     )
-    return header + "---\n" + yaml.dump(config_map, Dumper=_LiteralDumper, sort_keys=False, width=1000)
+    return _config_map(
+        "dagster-gateway-nginx",
+        {"nginx.conf.template": template},
+        {"app.kubernetes.io/name": "dagster-gateway"},
+        header,
+        source=GATEWAY_TEMPLATE,
+    )
+
+
+def workspace_yaml(locations: Sequence[CodeLocation]) -> str:
+    """The workspace in the cluster: each location by its Dagster name, from its chart Service, with its team."""
+    servers = []
+    for location in locations:
+        team = f"      additional_metadata:\n        team: {location.team}\n" if location.team else ""
+        servers.append(
+            "  - grpc_server:\n"
+            f"      location_name: {location.name}\n"
+            f"      host: {k8s_name(location)}\n"
+            f"      port: {location.port}\n" + team
+        )
+    return "load_from:\n" + "".join(servers)
+
+
+def render_workspace_config(locations: Sequence[CodeLocation]) -> str:
+    """manifests/workspace-config.yaml: workspace.yaml for the webserver, the daemon and the auth service."""
+    header = (
+        f"# Generated from workspace.yaml by `{GENERATE}`: edit that, not this file.\n"
+        "# The workspace the chart's webserver and daemon load (values.yaml:\n"
+        f"# dagsterWebserver.workspace.externalConfigmap: {WORKSPACE_CONFIG_MAP}), each location from its user\n"
+        "# deployment's Service, with its owning team, which the webserver's permissions and the auth\n"
+        "# service's roles read (the chart's own workspace has no additional_metadata).\n"
+    )
+    return _config_map(
+        WORKSPACE_CONFIG_MAP,
+        {"workspace.yaml": workspace_yaml(locations)},
+        {"app.kubernetes.io/name": "dagster-workspace"},
+        header,
+        source=WORKSPACE,
+    )
+
+
+def render_access_config(access: str) -> str:
+    """manifests/access-config.yaml: the access file (deploy/access/access.yaml) as a ConfigMap."""
+    header = (
+        f"# Generated from {ACCESS} by `{GENERATE}` (and by make ui-user / ui-token, which edit it):\n"
+        "# who may do what per team, read by the gateway's auth service, which applies a change within\n"
+        "# seconds of the kubelet updating the mounted ConfigMap (about a minute): kubectl apply it.\n"
+    )
+    return _config_map(
+        ACCESS_CONFIG_MAP,
+        {"access.yaml": access},
+        {"app.kubernetes.io/name": "dagster-access"},
+        header,
+        source=ACCESS,
+    )
+
+
+def gateway_upstream() -> str:
+    """manifests/gateway.yaml's GATEWAY_WEBSERVER: the chart's webserver Service by its full name.
+
+    nginx resolves it per request (so the gateway keeps running while the release is
+    reinstalled) and applies no search domains, hence the namespace's domain.
+    """
+    return (
+        f"- name: GATEWAY_WEBSERVER\n  value: {WEBSERVER_SERVICE}.$(POD_NAMESPACE).svc.cluster.local:{WEBSERVER_PORT}\n"
+    )
 
 
 def generate(root: Path, locations: Sequence[CodeLocation] | None = None) -> dict[str, str]:
@@ -369,13 +495,18 @@ def generate(root: Path, locations: Sequence[CodeLocation] | None = None) -> dic
     try:
         values_text = (root / VALUES).read_text(encoding="utf-8")
         template = (root / GATEWAY_TEMPLATE).read_text(encoding="utf-8")
+        gateway = (root / GATEWAY).read_text(encoding="utf-8")
+        access = (root / ACCESS).read_text(encoding="utf-8")
     except FileNotFoundError as error:
         raise KubernetesError(f"{error.filename} does not exist: is {root} the repository's root (--root)?") from None
     return {
         VALUES: render_values(values_text, locations),
         NETWORK_POLICIES: render_network_policies(locations),
         STORAGE: render_storage(locations),
+        WORKSPACE_CONFIG: render_workspace_config(locations),
         GATEWAY_CONFIG: render_gateway_config(template),
+        ACCESS_CONFIG: render_access_config(access),
+        GATEWAY: replace_region(gateway, "webserver", gateway_upstream(), path=GATEWAY),
     }
 
 
