@@ -193,11 +193,12 @@ def test_the_gateway_mounts_what_its_image_expects() -> None:
 
 
 def test_the_gateway_reads_the_generated_config_maps_and_the_documented_secrets() -> None:
-    """Each file the auth service reads is a key of a ConfigMap the manifests create, or of the identity key's Secret."""
+    """Each file the auth service reads is a key of a ConfigMap the manifests create, or of a Secret docs/kubernetes.md creates."""
     pod = next(doc for doc in load(GATEWAY) if doc["kind"] == "Deployment")["spec"]["template"]["spec"]
     [auth] = [c for c in pod["containers"] if c["name"] == "auth"]
     env = {item["name"]: item["value"] for item in auth["env"] if "value" in item}
     volumes = {v["name"]: v for v in pod["volumes"]}
+    docs = (ROOT / "docs" / "kubernetes.md").read_text(encoding="utf-8")
     config_maps = {
         doc["metadata"]["name"]: doc["data"]
         for path in MANIFESTS.glob("*.yaml")
@@ -213,4 +214,6 @@ def test_the_gateway_reads_the_generated_config_maps_and_the_documented_secrets(
             assert key in config_maps[volume["configMap"]["name"]], (setting, path)
         else:
             assert volume["secret"]["secretName"] == "dagster-identity-key"
+            assert "create secret generic dagster-identity-key --from-file=key=" in docs
     assert volumes["users"]["secret"]["secretName"] == "dagster-gateway-users"
+    assert "create secret generic dagster-gateway-users --from-file=.secrets/k8s/ui/htpasswd" in docs
