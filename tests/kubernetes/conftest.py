@@ -15,7 +15,7 @@ import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
@@ -35,6 +35,13 @@ KUBERNETES_VERSIONS = ("1.29.0", kubernetes_validate.latest_version())
 RELEASE = NAMESPACE = generator.RELEASE
 #: What the session rendered with, for the summary at its end.
 _RAN_AGAINST: dict[str, str] = {}
+#: Why the chart was not rendered, if it was not (for the same summary).
+_NOT_RENDERED: list[str] = []
+
+
+def _skip(reason: str) -> NoReturn:
+    _NOT_RENDERED.append(reason)
+    pytest.skip(reason)
 
 
 def documents(path: Path) -> list[dict[str, Any]]:
@@ -149,7 +156,7 @@ class Rendering:
 def helm() -> str:
     found = charts.find_helm()
     if found is None:
-        pytest.skip("no helm: put one on PATH, or run `make helm` (installs a pinned one into .venv/bin)")
+        _skip("no helm: put one on PATH, or run `make helm` (installs a pinned one into .venv/bin)")
     return found
 
 
@@ -157,7 +164,7 @@ def helm() -> str:
 def chart_source() -> Path:
     found = charts.find_chart()
     if found is None:
-        pytest.skip(
+        _skip(
             f"no Dagster Helm chart: run `make chart` (fetches {generator.CHART_VERSION}), or set "
             f"{charts.CHART_SETTING}=<a chart folder or .tgz>"
         )
@@ -224,6 +231,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(
             f"tests/kubernetes rendered Dagster's Helm chart {_RAN_AGAINST['chart']} with helm {_RAN_AGAINST['helm']}"
         )
+    elif _NOT_RENDERED:
+        terminalreporter.write_line(f"tests/kubernetes did NOT render Dagster's Helm chart: {_NOT_RENDERED[0]}")
 
 
 @dataclass(frozen=True)
