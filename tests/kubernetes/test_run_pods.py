@@ -40,6 +40,7 @@ from dagster._core.workspace.load_target import WorkspaceFileTarget
 from tests.kubernetes.conftest import Rendering, restricted_violations
 
 from instance_kit.k8s_launcher import PolicyK8sRunLauncher
+from instance_kit.k8s_policy import repository_of
 from template_tools import kubernetes as generator
 from template_tools.locations import ROOT, CodeLocation, read_locations
 from testkit.stack import free_port
@@ -463,3 +464,56 @@ def test_a_run_asking_for_less_is_launched_with_the_policys_values(
     )
     assert spec["activeDeadlineSeconds"] == genuine["activeDeadlineSeconds"] == 21600
     assert launched.run.tags["dagster/image"] == genuine["template"]["spec"]["containers"][0]["image"]
+
+
+SHIPPED_TAG = "5e1f2a3b4c6d"  # a release shipped on its own (docs/kubernetes.md, "Shipping one location")
+
+
+def test_a_run_of_a_shipped_release_starts_from_that_release(
+    instance: dg.DagsterInstance,
+    launcher: PolicyK8sRunLauncher,
+    batch: FakeBatchApi,
+    workspace: BaseWorkspaceRequestContext,
+    locations: list[CodeLocation],
+    genuine_jobs: dict[str, dict],
+) -> None:
+    # Planned by the location's server of that release, which reports it (DAGSTER_CURRENT_IMAGE),
+    # or queued before the ship and planned by the one before: the grant in the instance config
+    # is not changed by a ship, so the webserver and daemon keep running.
+    own = locations[0]
+    shipped = f"{repository_of(launcher.policy.image_for(own.name))}:{SHIPPED_TAG}"
+    launched = launch(
+        instance, launcher, batch, workspace, own.name, forge=lambda code: forged(code, container_image=shipped)
+    )
+
+    assert launched.job is not None, launched.message
+    pod, genuine = launched.job["spec"]["template"]["spec"], genuine_jobs[own.name]["spec"]["template"]["spec"]
+    assert pod["containers"][0]["image"] == shipped
+    assert launched.run.tags["dagster/image"] == shipped
+    # Everything else as the genuine run's (its own claims, label, account, security context).
+    assert claims(launched.job) == claims(genuine_jobs[own.name])
+    assert admitted_by(launched.job["spec"]["template"]["metadata"]["labels"]) == {
+        f"dagster-code-location-{generator.k8s_name(own)}"
+    }
+    assert {k: v for k, v in pod["containers"][0].items() if k not in ("image", "env", "args")} == {
+        k: v for k, v in genuine["containers"][0].items() if k not in ("image", "env", "args")
+    }
+
+
+def test_another_locations_release_is_refused(
+    instance: dg.DagsterInstance,
+    launcher: PolicyK8sRunLauncher,
+    batch: FakeBatchApi,
+    workspace: BaseWorkspaceRequestContext,
+    locations: list[CodeLocation],
+) -> None:
+    own, theirs = locations[0], other(locations, locations[0].name)
+    their_release = f"{repository_of(launcher.policy.image_for(theirs.name))}:{SHIPPED_TAG}"
+    launched = launch(
+        instance, launcher, batch, workspace, own.name, forge=lambda code: forged(code, container_image=their_release)
+    )
+
+    assert launched.job is None
+    assert f"image '{their_release}' (code location '{own.name}' runs only " in launched.message
+    assert f"container_image '{their_release}' (code location '{own.name}' serves " in launched.message
+

@@ -114,6 +114,31 @@ def test_the_genuine_run_asks_for_nothing_beyond_its_grant_and_gets_it() -> None
     assert final.pod_template_spec_metadata["labels"] == {"dagster/code-location": "simple_ops"}
 
 
+@pytest.mark.parametrize(
+    "image", ["proj-simple_ops:5e1f2a3b4c6d", "proj-simple_ops@sha256:" + "0" * 64], ids=["tag", "digest"]
+)
+def test_a_run_of_another_release_of_its_location_starts_from_that_release(image: str) -> None:
+    asked = requested(GENUINE)
+
+    assert POLICY.check(asked, image, "simple_ops") == []
+    assert POLICY.apply(asked, "simple_ops", image).run_k8s_config.container_config["image"] == image
+
+
+@pytest.mark.parametrize(
+    "image",
+    ["proj-modular_assets:5e1f2a3b4c6d", "proj-modular_assets:1", "registry:5000/proj-simple_ops:1", "proj-simple"],
+    ids=["another-locations-release", "another-locations-image", "another-registry", "a-prefix"],
+)
+def test_another_locations_image_at_any_tag_is_refused_and_never_applied(image: str) -> None:
+    asked = requested(GENUINE)
+
+    [violation] = POLICY.check(asked, image, "simple_ops")
+    assert violation == (
+        f"image {image!r} (code location 'simple_ops' runs only 'proj-simple_ops:1' or another tag of 'proj-simple_ops')"
+    )
+    assert POLICY.apply(asked, "simple_ops", image).run_k8s_config.container_config["image"] == IMAGE
+
+
 def test_less_than_the_grant_is_within_the_policy() -> None:
     assert (
         check(
@@ -168,7 +193,8 @@ def test_less_than_the_grant_is_within_the_policy() -> None:
         ),
         (
             {"container_config": {"image": "attacker/tools:latest"}},
-            "image 'attacker/tools:latest' (code location 'simple_ops' runs only 'proj-simple_ops:1')",
+            "image 'attacker/tools:latest' (code location 'simple_ops' runs only 'proj-simple_ops:1' "
+            "or another tag of 'proj-simple_ops')",
         ),
         (
             {"pod_spec_config": {"serviceAccountName": "proj"}},

@@ -44,7 +44,7 @@ def decide(
     # An unregistered location is refused by check_image.
     if location is not None and location in rules.registered_locations():
         try:
-            violations += origin_violations(workspace, run, rules.allowed_images(location))
+            violations += origin_violations(workspace, run, lambda image: rules.allows_image(location, image))
         except DagsterUserCodeUnreachableError:
             if not violations:
                 raise

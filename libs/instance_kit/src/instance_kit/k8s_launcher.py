@@ -9,7 +9,9 @@ privileged service account. :class:`PolicyK8sRunLauncher` decides instead, with 
 policy as compose's ``PolicyDockerRunLauncher`` (:mod:`instance_kit.policy`,
 :mod:`instance_kit.decision`):
 
-* a run starts only from its own location's image, and only if the location has a grant;
+* a run starts only from its own location's image (its grant's repository, at the tag its code
+  server reported: one location ships on its own with ``helm upgrade``), and only if the
+  location has a grant;
 * its Job gets the launcher's settings (namespace, service account, the restricted security
   contexts, resources, the shared claims, the time limit), its location's grant (claims,
   ConfigMaps, Secrets), its env vars and its verified location's label
@@ -86,6 +88,11 @@ def grant(config: Mapping[str, Any]) -> LocationGrant:
     return LocationGrant(image=config["image"], context=context)
 
 
+def run_image(run: dg.DagsterRun) -> str | None:
+    """The image the run's code server reported (its DAGSTER_CURRENT_IMAGE: the release it serves)."""
+    return run.job_code_origin.repository_origin.container_image if run.job_code_origin else None
+
+
 class PolicyK8sRunLauncher(K8sRunLauncher):
     """``K8sRunLauncher`` that builds a run's Job only within a :class:`K8sLaunchPolicy`."""
 
@@ -115,7 +122,7 @@ class PolicyK8sRunLauncher(K8sRunLauncher):
             requested = K8sContainerContext.create_for_run(dagster_run, None, include_run_tags=True)
         except Exception:  # not valid config: refused at launch; terminate and health checks still work
             requested = K8sContainerContext()
-        return self.policy.apply(requested, location)
+        return self.policy.apply(requested, location, run_image(dagster_run))
 
     def launch_run(self, context: LaunchRunContext) -> None:
         if not self._refused(context.dagster_run, context.workspace):
@@ -142,5 +149,5 @@ class PolicyK8sRunLauncher(K8sRunLauncher):
         except Exception as error:  # dagster-k8s raises plain Exceptions for unknown Kubernetes fields
             return [f"a container context or dagster-k8s/config tag that is not valid Kubernetes config ({error})"]
         location = run_location(run)
-        image = run.job_code_origin.repository_origin.container_image if run.job_code_origin else None
+        image = run_image(run)
         return decide(self.policy, run, location, self.policy.check(requested, image, location), workspace)

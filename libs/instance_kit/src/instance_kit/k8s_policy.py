@@ -11,6 +11,8 @@ from out of the platform's settings alone (:meth:`K8sLaunchPolicy.apply`):
 * what every run gets (``platform``): the launcher's own settings (namespace, service
   account, the restricted security contexts, resources, the shared claims, the time limit);
 * what one location's runs get (``grants``): its image, its claims, ConfigMaps and Secrets;
+* the image: the one the run's code server reported, if it is a release of the run's own
+  location (its grant's repository, at any tag or digest), else the grant's;
 * the run's own env vars, literal or from a Secret or ConfigMap its location is granted;
 * the location label (``dagster/code-location``, which the NetworkPolicies admit) of the
   verified location, never one the run states.
@@ -46,12 +48,29 @@ SECTIONS = (
 AT_MOST = frozenset({"job_spec_config.active_deadline_seconds"})
 
 
+def repository_of(image: str) -> str:
+    """An image reference without its tag or digest (a registry's port is not a tag)."""
+    name = image.split("@", 1)[0]
+    return name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name
+
+
 @dataclasses.dataclass(frozen=True)
 class LocationGrant:
-    """What a location's runs get beyond every run's: its image, and its volumes, ConfigMaps and Secrets."""
+    """What a location's runs get beyond every run's: its image, and its volumes, ConfigMaps and Secrets.
+
+    ``image`` is the location's repository at the release the values name; a run may start from
+    that repository at any other tag too (one location shipped on its own with ``helm upgrade``,
+    or a run queued before that). The repository is the location's own: its team can push any
+    code to it already, so a list of tags would not narrow what the team may run. No other
+    location's repository is allowed.
+    """
 
     image: str
     context: K8sContainerContext = dataclasses.field(default_factory=K8sContainerContext)
+
+    @property
+    def repository(self) -> str:
+        return repository_of(self.image)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,26 +106,36 @@ class K8sLaunchPolicy(RunRules):
     def image_for(self, location: str) -> str:
         return self.grants[location].image
 
+    def allows_image(self, location: str, image: str) -> bool:
+        grant = self.grants.get(location)
+        return grant is not None and (image == grant.image or repository_of(image) == grant.repository)
+
+    def describe_images(self, location: str) -> str:
+        return f"{self.image_for(location)!r} or another tag of {self.grants[location].repository!r}"
+
     def platform_env_names(self) -> frozenset[str]:
         return frozenset(entry["name"] for entry in self.platform.run_k8s_config.container_config.get("env", []))
 
     def allowed(self, location: str) -> dict[str, Any]:
         """Every run of ``location``'s sections, as the Job gets them: the platform's and its grant's."""
-        return self._context(location, []).run_k8s_config.to_dict()
+        return self._context(location, [], None).run_k8s_config.to_dict()
 
-    def apply(self, requested: K8sContainerContext, location: str) -> K8sContainerContext:
+    def apply(self, requested: K8sContainerContext, location: str, image: str | None = None) -> K8sContainerContext:
         """The context a run's Job is built from: the platform's and its grant's, and the run's env vars.
 
-        Only env vars are taken from the run (after :meth:`check` passed): everything else is the
+        Only env vars are taken from the run (after :meth:`check` passed), and its ``image`` (what
+        its code server reported) if it is a release of ``location``: everything else is the
         policy's, so nothing else the run asked for reaches the Job.
         """
-        return self._context(location, list(requested.run_k8s_config.container_config.get("env", [])))
+        return self._context(location, list(requested.run_k8s_config.container_config.get("env", [])), image)
 
-    def _context(self, location: str, env: list[Any]) -> K8sContainerContext:
+    def _context(self, location: str, env: list[Any], image: str | None) -> K8sContainerContext:
         grant = self.grants.get(location)
+        if grant is not None and not (image and self.allows_image(location, image)):
+            image = grant.image
         labels = {LOCATION_LABEL: location}
         own = {
-            "container_config": {"image": grant.image if grant else None, **({"env": env} if env else {})},
+            "container_config": {"image": image if grant else None, **({"env": env} if env else {})},
             "pod_template_spec_metadata": {"labels": labels},
             "job_metadata": {"labels": labels},
         }

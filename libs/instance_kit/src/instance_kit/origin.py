@@ -7,7 +7,7 @@ server by its network name, so what a loaded location reports is the reference.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
@@ -27,13 +27,15 @@ def run_location(run: dg.DagsterRun) -> str | None:
 
 
 def origin_violations(
-    workspace: BaseWorkspaceRequestContext | None, run: dg.DagsterRun, release_images: Collection[str] = ()
+    workspace: BaseWorkspaceRequestContext | None,
+    run: dg.DagsterRun,
+    is_release: Callable[[str], bool] = lambda image: False,
 ) -> list[str]:
     """What the stored run claims about its code that its code location's own server does not serve.
 
-    ``release_images`` are the location's recorded releases (the launch policy's): a run queued
-    before a deploy names the image of the release it was planned with, which may differ from
-    the one the location serves now.
+    ``is_release`` says which images are the location's releases (the launch policy's): a run
+    queued before a deploy names the image of the release it was planned with, which may differ
+    from the one the location serves now.
 
     Raises ``DagsterUserCodeUnreachableError`` when the location is not loaded: the queued run
     coordinator daemon re-queues a run on that error (``run_queue.max_user_code_failure_retries``
@@ -63,7 +65,7 @@ def origin_violations(
     genuine = repository.get_python_origin()
     for field in ORIGIN_FIELDS:
         claimed, served = getattr(code.repository_origin, field), getattr(genuine, field)
-        if field == "container_image" and claimed in release_images and served in release_images:
+        if field == "container_image" and _is_image(claimed, is_release) and _is_image(served, is_release):
             continue
         if not _same(claimed, served):
             violations.append(f"{field} {claimed!r} (code location {location!r} serves {served!r})")
@@ -86,3 +88,7 @@ def _serving_location(workspace: BaseWorkspaceRequestContext, origin: Repository
             if _same(repository.get_python_origin(), origin):
                 return code_location.name
     return None
+
+
+def _is_image(value: object, is_release: Callable[[str], bool]) -> bool:
+    return isinstance(value, str) and is_release(value)

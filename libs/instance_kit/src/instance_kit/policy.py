@@ -62,6 +62,16 @@ class RunRules(ABC):
         """The images runs of ``location`` may start from: its own first, then any other release of it."""
         return [self.image_for(location)]
 
+    def allows_image(self, location: str, image: str) -> bool:
+        """``image`` is one of ``location``'s releases (a registered location's)."""
+        return image in self.allowed_images(location)
+
+    def describe_images(self, location: str) -> str:
+        """What :meth:`allows_image` allows, as a refusal names it."""
+        allowed = self.allowed_images(location)
+        releases = f" or one of its {len(allowed) - 1} recorded releases" if len(allowed) > 1 else ""
+        return f"{allowed[0]!r}{releases}"
+
     def check_image(self, image: str | None, location: str | None) -> list[str]:
         """Violations of the image rule: a registered location, and only its own image (or releases)."""
         if not location:
@@ -70,10 +80,8 @@ class RunRules(ABC):
         if location not in locations:
             registered = ", ".join(sorted(locations)) or "none"
             return [f"code location {location!r} is not registered (registered: {registered})"]
-        allowed = self.allowed_images(location)
-        if image is not None and image not in allowed:
-            releases = f" or one of its {len(allowed) - 1} recorded releases" if len(allowed) > 1 else ""
-            return [f"image {image!r} (code location {location!r} runs only {allowed[0]!r}{releases})"]
+        if image is not None and not self.allows_image(location, image):
+            return [f"image {image!r} (code location {location!r} runs only {self.describe_images(location)})"]
         return []
 
     def check_env(self, name: str, literal: bool) -> list[str]:
