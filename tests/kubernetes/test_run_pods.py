@@ -517,3 +517,14 @@ def test_another_locations_release_is_refused(
     assert f"image '{their_release}' (code location '{own.name}' runs only " in launched.message
     assert f"container_image '{their_release}' (code location '{own.name}' serves " in launched.message
 
+
+def test_the_readiness_probe_passes_on_each_loaded_code_server(
+    rendering: Rendering, locations: list[CodeLocation], code_servers: dict[str, int]
+) -> None:
+    # The rendered probe's command, run as the kubelet would in the pod (its port: 4000 there).
+    for location in locations:
+        command = rendering.container(generator.deployment_name(location))["readinessProbe"]["exec"]["command"]
+        assert command[0] == "python"
+        env = {**os.environ, "DAGSTER_GRPC_PORT": str(code_servers[location.name])}
+        result = subprocess.run([sys.executable, *command[1:]], env=env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, (location.name, result.stdout, result.stderr)
