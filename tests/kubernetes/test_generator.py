@@ -196,3 +196,22 @@ def test_the_image_overlay_sets_every_image_and_repeats_each_deployment_whole(
         assert {key: value for key, value in item.items() if key != "image"} == {
             key: value for key, value in original.items() if key != "image"
         }
+
+
+def test_the_ship_overlay_command_changes_one_locations_tag_in_the_live_list(
+    capsys: pytest.CaptureFixture[str], values: dict[str, Any], tmp_path: Path
+) -> None:
+    live = tmp_path / "live.yaml"
+    live.write_text(yaml.safe_dump(values), encoding="utf-8")  # as `helm get values -o yaml` prints them
+    originals = values["dagster-user-deployments"]["deployments"]
+    shipped = originals[0]["name"].replace("-", "_")
+
+    assert kubernetes.main(["--ship-overlay", "--live", str(live), "--location", shipped, "--tag", "5e1f2a3b4c6d"]) == 0
+    deployments = yaml.safe_load(capsys.readouterr().out)["dagster-user-deployments"]["deployments"]
+
+    assert deployments[0] == {**originals[0], "image": {**originals[0]["image"], "tag": "5e1f2a3b4c6d"}}
+    assert deployments[1:] == originals[1:]
+    with pytest.raises(SystemExit):
+        kubernetes.main(["--ship-overlay", "--location", shipped])  # a location needs its tag
+    assert kubernetes.main(["--ship-overlay", "--location", "nope", "--tag", "x"]) == 1
+    assert "no code location 'nope'" in capsys.readouterr().err
