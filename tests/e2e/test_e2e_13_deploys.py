@@ -13,7 +13,6 @@ import fcntl
 import json
 import re
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,29 +22,12 @@ import yaml
 
 from instance_kit import releases
 from testkit.availability import Availability
+from testkit.markers import add_marker, asset_names
 from testkit.stack import Stack, wait_for
 
 LOCATION, OTHER = "modular_assets", "simple_ops"
 JOBS = {LOCATION: "all_assets_job", OTHER: "data_extraction_job"}
 DEFINITIONS = f"code_locations/{LOCATION}/src/{LOCATION}/definitions.py"
-MARKER = '''
-
-@dg.asset(name="{name}")
-def _deploy_marker() -> int:
-    """Added by the end-to-end deploy test: seen in the UI only once the new release serves."""
-    return 1
-
-
-defs = dg.Definitions.merge(defs, dg.Definitions(assets=[_deploy_marker]))
-'''
-ASSETS = """query ($selector: RepositorySelector!) { repositoryOrError(repositorySelector: $selector) {
-  ... on Repository { assetNodes { assetKey { path } } } } }"""
-
-
-def asset_names(stack: Stack) -> set[str]:
-    selector = {"repositoryLocationName": LOCATION, "repositoryName": "__repository__"}
-    nodes = stack.graphql(ASSETS, {"selector": selector})["repositoryOrError"]["assetNodes"]
-    return {"/".join(node["assetKey"]["path"]) for node in nodes}
 
 
 def record(stack: Stack, location: str = LOCATION) -> releases.LocationReleases:
@@ -63,8 +45,7 @@ def definitions(stack: Stack) -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def deployed(stack: Stack, definitions: Path) -> dict[str, object]:
     """A code change of modular_assets deployed while both teams have runs queued and sensors run."""
-    marker = f"deploy_marker_{uuid.uuid4().hex[:8]}"
-    definitions.write_text(definitions.read_text() + MARKER.format(name=marker))
+    marker = add_marker(definitions)
     runs = [stack.launch(JOBS[location], location) for location in (LOCATION, OTHER, LOCATION, OTHER)]
     since = time.time()
     with Availability(stack, [LOCATION, OTHER]) as availability:
@@ -77,7 +58,7 @@ def test_a_deploy_under_load_serves_the_new_code_with_no_gap(stack: Stack, deplo
     assert result.returncode == 0, result.stderr
     assert re.search(r"modular_assets runs release [0-9a-f]{12}", result.stdout), result.stdout
 
-    assert deployed["marker"] in asset_names(stack)
+    assert deployed["marker"] in asset_names(stack, LOCATION)
     assert availability.polls > 20
     assert availability.unavailable == {LOCATION: 0.0, OTHER: 0.0}, availability.samples[:5]
     assert stack.failed_ticks(deployed["since"]) == []
@@ -124,7 +105,7 @@ def test_a_broken_release_is_refused_and_the_live_one_keeps_serving(
     assert f"release {live_before} keeps serving" in result.stderr
     assert availability.unavailable == {LOCATION: 0.0, OTHER: 0.0}, availability.samples[:5]
     assert record(stack).live == live_before
-    assert deployed["marker"] in asset_names(stack)
+    assert deployed["marker"] in asset_names(stack, LOCATION)
 
 
 def test_a_deploy_while_another_of_the_same_location_runs_is_refused(stack: Stack, deployed: dict) -> None:
@@ -182,7 +163,7 @@ def test_rollback_returns_to_the_previous_release_with_no_gap(
     assert result.returncode == 0, result.stderr
     assert record(stack).live == before.previous
     assert record(stack).history[-1].by == "ci-analytics-deploy (token)"
-    assert deployed["marker"] not in asset_names(stack)  # the code from before the deploy again
+    assert deployed["marker"] not in asset_names(stack, LOCATION)  # the code from before the deploy again
     assert availability.unavailable == {LOCATION: 0.0, OTHER: 0.0}, availability.samples[:5]
     run = stack.wait_for_run(stack.launch(JOBS[LOCATION], LOCATION))
     assert run["status"] == "SUCCESS"

@@ -39,6 +39,7 @@ from bench.report import Metric, Row, render
 from bench.runs import launch_batch, wait_for_batch
 from template_tools.scaffolding import copy_repo, lock, new_location
 from testkit.availability import Availability
+from testkit.markers import add_marker, asset_names
 from testkit.stack import wait_for
 
 PROJECT = "dagster-bench-deploys"
@@ -48,10 +49,9 @@ SHARED = ("postgres", "sample_api", "webserver", "daemon", "metrics", "storage_j
 SERVED_TARGET_S = 5.0
 
 
-def change_code(stack: BenchStack) -> None:
-    """A code-only change of modular_assets: a new release."""
-    definitions = stack.root / "code_locations" / LOCATION / "src" / LOCATION / "definitions.py"
-    definitions.write_text(definitions.read_text() + f"# bench deploy {uuid.uuid4().hex}\n")
+def change_code(stack: BenchStack) -> str:
+    """A code-only change of modular_assets (a new release); the marker asset it adds."""
+    return add_marker(stack.root / "code_locations" / LOCATION / "src" / LOCATION / "definitions.py")
 
 
 def step_time(log: str, text: str) -> float:
@@ -91,17 +91,15 @@ class Round:
         return {**result, **timings}
 
 
-def served(stack: BenchStack, *args: str, after: str | None) -> tuple[str, float]:
+def served(stack: BenchStack, *args: str, after: str | None, marker: str, present: bool) -> tuple[str, float]:
     """Run the deploy tool; seconds from its step ``after`` (or its start) until the webserver
-    loaded the location from another server, as ``recreate`` measures it. Returns (stderr, seconds)."""
-    before = stack.locations()[LOCATION]["versionKey"]
+    lists the ``marker`` asset (``present``) or no longer does. Returns (stderr, seconds)."""
     lines: list[tuple[float, str]] = []
     started_at = time.monotonic()
     tool = subprocess.Popen(stack.deploy_command(*args), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-    assert tool.stderr is not None
     reader = threading.Thread(target=lambda: lines.extend((time.monotonic(), line) for line in tool.stderr or []))
     reader.start()
-    wait_for(lambda: stack.loaded_version(LOCATION, other_than=before), timeout=600, interval=0.1, what="new code")
+    wait_for(lambda: (marker in asset_names(stack, LOCATION)) == present, timeout=600, interval=0.1, what="the code")
     loaded = time.monotonic()
     status = tool.wait(timeout=900)
     reader.join()
@@ -112,26 +110,28 @@ def served(stack: BenchStack, *args: str, after: str | None) -> tuple[str, float
     return log, loaded - start
 
 
-def deploy(stack: BenchStack) -> dict[str, float]:
-    change_code(stack)
-    log, seconds = served(stack, "deploy", LOCATION, "--no-test", after="built release")
+def deploy(markers: list[str], stack: BenchStack) -> dict[str, float]:
+    marker = change_code(stack)
+    markers.append(marker)
+    log, seconds = served(stack, "deploy", LOCATION, "--no-test", after="built release", marker=marker, present=True)
     return {"build": step_time(log, "built release"), "served": seconds}
 
 
-def recreate(stack: BenchStack) -> dict[str, float]:
-    change_code(stack)
+def recreate(markers: list[str], stack: BenchStack) -> dict[str, float]:
+    marker = change_code(stack)
+    markers.append(marker)
     started_at = time.monotonic()
     stack.compose("build", LOCATION, timeout=1800)
     build = time.monotonic() - started_at
-    before = stack.locations()[LOCATION]["versionKey"]
     switched = time.monotonic()
     stack.recreate(LOCATION)
-    wait_for(lambda: stack.loaded_version(LOCATION, other_than=before), timeout=180, interval=0.1, what="new code")
+    wait_for(lambda: marker in asset_names(stack, LOCATION), timeout=180, interval=0.1, what="new code")
     return {"build": build, "served": time.monotonic() - switched}
 
 
-def rollback(stack: BenchStack) -> dict[str, float]:
-    return {"served": served(stack, "rollback", LOCATION, after=None)[1]}
+def rollback(markers: list[str], stack: BenchStack) -> dict[str, float]:
+    """Back to the release before the last deploy: its marker is gone."""
+    return {"served": served(stack, "rollback", LOCATION, after=None, marker=markers[-1], present=False)[1]}
 
 
 def measure(stack: BenchStack, repeat: int, per_location: int, venv: Path) -> list[Row]:
@@ -144,14 +144,15 @@ def measure(stack: BenchStack, repeat: int, per_location: int, venv: Path) -> li
     shipments = Round(stack, per_location)
     both = [LOCATION, OTHER]
     samples: dict[str, dict[str, list[float]]] = {"deploy": {}, "recreate": {}, "rollback": {}}
-    ways: dict[str, Callable[[BenchStack], dict[str, float]]] = {"deploy": deploy, "recreate": recreate}
+    markers: list[str] = []
+    ways: dict[str, Callable[[list[str], BenchStack], dict[str, float]]] = {"deploy": deploy, "recreate": recreate}
     for round_ in range(repeat):
         for way in ("deploy", "recreate") if round_ % 2 == 0 else ("recreate", "deploy"):  # drift hits both alike
             print(f"bench: {way} {round_ + 1}/{repeat} (load {load_average()})", file=sys.stderr, flush=True)
-            for key, value in shipments(functools.partial(ways[way], stack), both).items():
+            for key, value in shipments(functools.partial(ways[way], markers, stack), both).items():
                 samples[way].setdefault(key, []).append(value)
             if way == "deploy":
-                for key, value in shipments(lambda: rollback(stack), both).items():
+                for key, value in shipments(functools.partial(rollback, markers, stack), both).items():
                     samples["rollback"].setdefault(key, []).append(value)
     rows = []
     a, b = samples["deploy"], samples["recreate"]
