@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from template_tools import generate, kubernetes
+from template_tools import generate, helm_overlays, kubernetes
 from template_tools.codeowners import CODEOWNERS
 from template_tools.locations import ROOT, WORKSPACE, CodeLocation, add_location, read_locations
 from template_tools.settings import COMPOSE, ENV_EXAMPLE, SETTINGS
@@ -180,7 +180,7 @@ def test_values_without_the_markers_are_refused(tmp_path: Path, capsys: pytest.C
 def test_the_image_overlay_sets_every_image_and_repeats_each_deployment_whole(
     capsys: pytest.CaptureFixture[str], values: dict[str, Any]
 ) -> None:
-    assert kubernetes.main(["--image-overlay", "--registry", "ghcr.io/acme/", "--tag", "v1.2"]) == 0
+    assert helm_overlays.main(["--image-overlay", "--registry", "ghcr.io/acme/", "--tag", "v1.2"]) == 0
     overlay = yaml.safe_load(capsys.readouterr().out)
 
     instance = {"repository": "ghcr.io/acme/dagster-dagster", "tag": "v1.2", "pullPolicy": "IfNotPresent"}
@@ -206,12 +206,14 @@ def test_the_ship_overlay_command_changes_one_locations_tag_in_the_live_list(
     originals = values["dagster-user-deployments"]["deployments"]
     shipped = originals[0]["name"].replace("-", "_")
 
-    assert kubernetes.main(["--ship-overlay", "--live", str(live), "--location", shipped, "--tag", "5e1f2a3b4c6d"]) == 0
+    assert (
+        helm_overlays.main(["--ship-overlay", "--live", str(live), "--location", shipped, "--tag", "5e1f2a3b4c6d"]) == 0
+    )
     deployments = yaml.safe_load(capsys.readouterr().out)["dagster-user-deployments"]["deployments"]
 
     assert deployments[0] == {**originals[0], "image": {**originals[0]["image"], "tag": "5e1f2a3b4c6d"}}
     assert deployments[1:] == originals[1:]
     with pytest.raises(SystemExit):
-        kubernetes.main(["--ship-overlay", "--location", shipped])  # a location needs its tag
-    assert kubernetes.main(["--ship-overlay", "--location", "nope", "--tag", "x"]) == 1
+        helm_overlays.main(["--ship-overlay", "--location", shipped])  # a location needs its tag
+    assert helm_overlays.main(["--ship-overlay", "--location", "nope", "--tag", "x"]) == 1
     assert "no code location 'nope'" in capsys.readouterr().err

@@ -19,6 +19,7 @@ import yaml
 from tests.kubernetes.conftest import KUBERNETES_VERSIONS, VALUES, Rendering
 
 from instance_kit.k8s_policy import repository_of
+from template_tools import helm_overlays as overlays
 from template_tools import kubernetes as generator
 from template_tools.locations import ROOT, CodeLocation, read_locations
 from testkit import chart as charts
@@ -99,7 +100,7 @@ def test_shipping_one_location_changes_its_deployment_and_nothing_else(
 ) -> None:
     before = keyed(rendering.objects)
     for location in locations:
-        overlay = generator.ship_overlay(ROOT, live, (location.name, RELEASE_TAG))
+        overlay = overlays.ship_overlay(ROOT, live, (location.name, RELEASE_TAG))
         after = render(chart, tmp_path, overlay)
 
         assert after.keys() == before.keys()
@@ -122,8 +123,8 @@ def test_a_second_location_shipped_later_keeps_the_first_ones_release(
     chart: charts.OfflineChart, live: dict[str, Any], locations: list[CodeLocation], tmp_path: Path
 ) -> None:
     first, second = locations[0], locations[1]
-    shipped = helm_values_after(live, generator.ship_overlay(ROOT, live, (first.name, RELEASE_TAG)))
-    after = render(chart, tmp_path, generator.ship_overlay(ROOT, shipped, (second.name, NEXT_TAG)))
+    shipped = helm_values_after(live, overlays.ship_overlay(ROOT, live, (first.name, RELEASE_TAG)))
+    after = render(chart, tmp_path, overlays.ship_overlay(ROOT, shipped, (second.name, NEXT_TAG)))
 
     images = {
         name: yaml.safe_load(after[("Deployment", generator.deployment_name(location))])["spec"]["template"]["spec"][
@@ -139,8 +140,8 @@ def test_an_upgrade_with_values_yaml_keeps_each_locations_live_release(
     chart: charts.OfflineChart, live: dict[str, Any], locations: list[CodeLocation], tmp_path: Path
 ) -> None:
     first = locations[0]
-    shipped = helm_values_after(live, generator.ship_overlay(ROOT, live, (first.name, RELEASE_TAG)))
-    after = render(chart, tmp_path, generator.ship_overlay(ROOT, shipped))
+    shipped = helm_values_after(live, overlays.ship_overlay(ROOT, live, (first.name, RELEASE_TAG)))
+    after = render(chart, tmp_path, overlays.ship_overlay(ROOT, shipped))
 
     for location in locations:
         deployment = yaml.safe_load(after[("Deployment", generator.deployment_name(location))])
@@ -150,10 +151,10 @@ def test_an_upgrade_with_values_yaml_keeps_each_locations_live_release(
 
 def test_shipping_an_unknown_location_or_a_reference_for_a_tag_is_refused(live: dict[str, Any]) -> None:
     with pytest.raises(generator.KubernetesError, match="no code location 'nope'"):
-        generator.ship_overlay(ROOT, live, ("nope", RELEASE_TAG))
+        overlays.ship_overlay(ROOT, live, ("nope", RELEASE_TAG))
     name = read_locations()[0].name
     with pytest.raises(generator.KubernetesError, match="is not an image tag"):
-        generator.ship_overlay(ROOT, live, (name, "evil/other:tag"))
+        overlays.ship_overlay(ROOT, live, (name, "evil/other:tag"))
 
 
 def test_each_user_deployment_rolls_out_a_ready_pod_before_stopping_the_old_one(
