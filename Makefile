@@ -26,7 +26,8 @@ DEV_API_PORT ?= 8090
 # The stack's one-shot init service: secrets, UI users, where the UI is.
 INIT := $(COMPOSE) run --rm --no-deps -T init
 # Releases of one code location: build, test, switch without a gap (template_tools.deploy).
-DEPLOY := $(VENV)/bin/python -m template_tools.deploy
+# The same compose command as every target (COMPOSE may name another project, env file or files).
+DEPLOY = $(VENV)/bin/python -m template_tools.deploy --compose '$(COMPOSE)'
 
 .PHONY: help
 help: ## list the targets

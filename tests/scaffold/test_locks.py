@@ -27,7 +27,10 @@ def repo(tmp_path: Path) -> Path:
 
 
 def all_locks(root: Path) -> dict[str, bytes]:
-    return {str(path.relative_to(root)): path.read_bytes() for path in sorted(root.glob("**/uv.lock"))}
+    """Every uv.lock of the checkout (not of the copies the e2e suite and benchmarks run from)."""
+    found = (path.relative_to(root) for path in sorted(root.glob("**/uv.lock")))
+    skipped = ("test-artifacts", ".venv", ".tools")
+    return {str(path): (root / path).read_bytes() for path in found if not set(path.parts) & set(skipped)}
 
 
 def require(root: Path, location: str, requirement: str) -> None:

@@ -21,6 +21,7 @@ import argparse
 import fcntl
 import getpass
 import os
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -308,11 +309,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--to", help="rollback: the release to return to (default: the previous one)")
     parser.add_argument("--no-test", action="store_true", help="deploy: skip the location's tests (CI ran them)")
     parser.add_argument("--root", type=Path, default=ROOT)
+    parser.add_argument("--compose", default="docker compose", help="the compose command, as the Makefile's COMPOSE")
     parser.add_argument("--project", help="the compose project (default: compose's)")
     parser.add_argument("--env-file", type=Path)
     parser.add_argument("-f", "--file", type=Path, action="append", default=[], help="a compose file (repeatable)")
     args = parser.parse_args(argv)
-    compose = Compose(args.root.resolve(), args.project, args.env_file, args.file)
+    compose = Compose(args.root.resolve(), args.project, args.env_file, args.file, shlex.split(args.compose))
     try:
         if args.command == "record":
             return record_builds(compose)

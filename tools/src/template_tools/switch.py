@@ -48,6 +48,8 @@ class Compose:
     project: str | None = None
     env_file: Path | None = None
     files: Sequence[Path] = ()
+    #: The compose command (make's COMPOSE, which may name the project, env file and files itself).
+    base: Sequence[str] = ("docker", "compose")
     _config: dict[str, Any] | None = field(default=None, repr=False)
 
     def command(self, *args: str) -> list[str]:
@@ -55,7 +57,7 @@ class Compose:
         options += ["--env-file", str(self.env_file)] if self.env_file else []
         for path in self.files:
             options += ["-f", str(path)]
-        return ["docker", "compose", *options, *args]
+        return [*self.base, *options, *args]
 
     def run(self, *args: str, check: bool = True, timeout: float = 600, env: dict[str, str] | None = None) -> str:
         result = subprocess.run(
