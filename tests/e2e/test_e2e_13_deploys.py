@@ -58,7 +58,8 @@ def test_a_deploy_under_load_serves_the_new_code_with_no_gap(stack: Stack, deplo
     assert result.returncode == 0, result.stderr
     assert re.search(r"modular_assets runs release [0-9a-f]{12}", result.stdout), result.stdout
 
-    assert deployed["marker"] in asset_names(stack, LOCATION)
+    assert deployed["marker"] in asset_names(stack, LOCATION)  # as soon as the deploy returns
+    assert "the webserver shows the new release" in result.stderr
     assert availability.polls > 20
     assert availability.unavailable == {LOCATION: 0.0, OTHER: 0.0}, availability.samples[:5]
     assert stack.failed_ticks(deployed["since"]) == []
@@ -164,6 +165,13 @@ def test_rollback_returns_to_the_previous_release_with_no_gap(
     assert record(stack).live == before.previous
     assert record(stack).history[-1].by == "ci-analytics-deploy (token)"
     assert deployed["marker"] not in asset_names(stack, LOCATION)  # the code from before the deploy again
+    assert "the webserver shows the new release" in result.stderr
+    sql = (
+        "SELECT via, team, role, outcome FROM platform_audit_log WHERE operation = 'reloadRepositoryLocation' "
+        "AND user_name = 'ci-analytics-deploy (token)' ORDER BY id DESC LIMIT 1"
+    )
+    audited = stack.compose("exec", "-T", "postgres", "psql", "-U", "postgres", "-d", "dagster", "-At", "-c", sql)
+    assert audited.stdout.strip() == "deploy|analytics|editor|allowed"  # the deploy's reload, by its deployer
     assert availability.unavailable == {LOCATION: 0.0, OTHER: 0.0}, availability.samples[:5]
     run = stack.wait_for_run(stack.launch(JOBS[LOCATION], LOCATION))
     assert run["status"] == "SUCCESS"

@@ -11,12 +11,14 @@ import json
 import logging
 import subprocess
 import sys
+import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 import yaml
 from dagster import DagsterInstance
 from dagster._core.workspace.load_target import WorkspaceFileTarget
@@ -32,6 +34,7 @@ from platform_services.grpc_probe import check_code_server
 from platform_services.webserver.app import TeamWebserver
 from platform_services.webserver.audit import AuditLog
 from platform_services.webserver.context import TeamProcessContext
+from platform_services.webserver.reload import ReloadError, reload
 from testkit.stack import free_port, wait_for
 
 KEY = bytes(range(32))
@@ -91,7 +94,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="module")
-def client(workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+def app(workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     home = tmp_path_factory.mktemp("home")
     (home / "dagster.yaml").write_text(
         yaml.safe_dump(
@@ -111,9 +114,25 @@ def client(workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             workspace_file=workspace,
         ) as context,
     ):
-        app = TeamWebserver(context, key=KEY, audit=AuditLog(None)).create_asgi_app()
-        with TestClient(app) as test_client:
-            yield test_client
+        yield TeamWebserver(context, key=KEY, audit=AuditLog(None)).create_asgi_app()
+
+
+@pytest.fixture(scope="module")
+def client(app: Any) -> Iterator[TestClient]:
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def served(app: Any) -> Iterator[str]:
+    """The same webserver over real HTTP: the URL of its root."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_for(lambda: server.started or None, timeout=30, interval=0.05, what="the webserver on HTTP")
+    yield f"http://127.0.0.1:{server.config.port}"
+    server.should_exit = True
+    thread.join(timeout=10)
 
 
 ALICE = Identity("alice", "password", {"alpha": Role.EDITOR})  # editor of team alpha
@@ -241,3 +260,22 @@ def test_a_changed_workspace_file_is_loaded_without_a_restart(client: TestClient
     finally:
         _replace(workspace, original)
     wait_for(lambda: _location_names(client) == sorted(LOCATIONS) or None, timeout=20, what="beta_loc listed again")
+
+
+def test_a_deploy_reloads_its_location_as_the_deployer_and_no_other(
+    served: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    deployer = Identity("ci-alpha (token)", "deploy", {"alpha": Role.EDITOR})
+    with caplog.at_level(logging.INFO, logger="dagster.audit"):
+        server_id = reload(served, "alpha_loc", deployer, KEY)
+        with pytest.raises(ReloadError, match="the webserver did not load beta_loc: Authorization failed"):
+            reload(served, "beta_loc", deployer, KEY)
+    records = [json.loads(r.getMessage())["audit"] for r in caplog.records if r.name == "dagster.audit"]
+
+    assert len(server_id) == 36  # a uuid: the server Dagster now holds the code of
+    assert [(r["user"], r["via"], r["operation"], r["outcome"]) for r in records] == [
+        ("ci-alpha (token)", "deploy", "reloadRepositoryLocation", "allowed"),
+        ("ci-alpha (token)", "deploy", "reloadRepositoryLocation", "refused"),
+    ]
+    with pytest.raises(ReloadError, match="did not answer"):
+        reload(f"http://127.0.0.1:{free_port()}", "alpha_loc", deployer, KEY, timeout=5)

@@ -197,7 +197,7 @@ def deploy(compose: Compose, name: str, *, run_tests: bool) -> int:
             return 0
         record.add(Release(tag, now(), git_commit(compose.root)))
         releases.write(compose.releases_dir(), record)
-        switch(compose, location, tag, log)
+        switch(compose, location, tag, log, by)
         finish(compose, record, tag, by, "deploy")
     print(f"deploy: {location.name} runs release {tag} (new code served after {log.served or 0:.1f} s)")
     return 0
@@ -229,7 +229,7 @@ def rollback(compose: Compose, name: str, to: str | None) -> int:
         if tag == record.live:
             print(f"rollback: {name} already runs release {tag}")
             return 0
-        switch(compose, location, tag, log)
+        switch(compose, location, tag, log, by)
         finish(compose, record, tag, by, "rollback")
     print(f"rollback: {name} runs release {tag} again (served after {log.served or 0:.1f} s)")
     return 0

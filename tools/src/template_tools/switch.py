@@ -13,6 +13,9 @@ one live, without a moment when the location cannot be reached:
    refuses a connection.
 3. Compose's own container for the location is created from the new release (so `docker compose
    up` and `ps` keep knowing it), and once it serves, the candidate drains the same way.
+4. The webserver loads the location again, now that only the new release answers: Dagster's own
+   watch would within seconds, but a refresh it began while both releases answered may mix their
+   code. The reload is the deployer's (platform_services.webserver.reload), so it is audited.
 """
 
 from __future__ import annotations
@@ -180,8 +183,8 @@ def network(compose: Compose, location: str) -> str:
     return f"{compose.name}_{location}"
 
 
-def switch(compose: Compose, location: Location, tag: str, log: Log) -> None:
-    """Make release ``tag`` (an image that exists) the location's live one, without a gap."""
+def switch(compose: Compose, location: Location, tag: str, log: Log, by: str) -> None:
+    """Make release ``tag`` (an image that exists) the location's live one, without a gap; ``by`` deploys it."""
     image = compose.image(location.name)
     directory = compose.releases_dir()
     record = releases.read(directory, location.name)
@@ -226,6 +229,22 @@ def switch(compose: Compose, location: Location, tag: str, log: Log) -> None:
     wait_serving(own)
     drain(Container(candidate, candidate, "running", True))
     log.step("compose's container runs the new release")
+    reload_webserver(compose, location, by, log)
+
+
+def reload_webserver(compose: Compose, location: Location, by: str, log: Log) -> None:
+    """Have the webserver show the release that now serves alone (step 4 above)."""
+    [webserver] = [c.id for c in compose.containers("webserver") if c.state == "running"] or [""]
+    if not webserver:
+        log.step("the webserver is not running: it loads the new release when it starts")
+        return
+    command = ["python", "-m", "platform_services.webserver.reload", location.name, "--by", by, "--team", location.team]
+    result = subprocess.run(["docker", "exec", webserver, *command], capture_output=True, text=True, timeout=180)
+    if result.returncode != 0:
+        # The release serves; only the UI may lag until Dagster's own watch reloads it.
+        log.step(f"warning: {result.stderr.strip()} (the UI shows it once Dagster's watch reloads {location.name})")
+        return
+    log.step("the webserver shows the new release")
 
 
 @dataclass

@@ -158,6 +158,14 @@ class TeamProcessContext(WorkspaceProcessContext):
             except Exception:  # a broken file: Dagster shows its error per location; keep watching
                 log.exception("loading the changed workspace %s failed", self._workspace_file)
 
+    def reload_code_location(self, name: str) -> None:
+        """Load the location's code again from its running server (the UI's Reload, a deploy's last step).
+
+        Dagster would first ask the server to reload its code, which a `dagster api grpc` server
+        cannot: it only logs that this is not supported. A new release is a new server.
+        """
+        self.refresh_code_location(name)
+
     def __exit__(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
         self._stopped.set()
         super().__exit__(exception_type, exception_value, traceback)
