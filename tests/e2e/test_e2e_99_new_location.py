@@ -25,18 +25,9 @@ OTHERS = {"simple_ops": "data_extraction_job", "modular_assets": "all_assets_job
 SHARED = ("postgres", "sample_api", "webserver", "daemon", "metrics", "storage_janitor", "gateway", "auth")
 
 
-def started(stack: Stack) -> dict[str, str]:
-    """Each shared service's container id and start time: a restart or a recreate changes them."""
-    out = {}
-    for service in SHARED:
-        container = stack.container_id(service)
-        out[service] = stack.docker("inspect", "--format", "{{.Id}} {{.State.StartedAt}}", container).stdout.strip()
-    return out
-
-
 @pytest.fixture(scope="module")
 def added(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    before = started(stack)
+    before = stack.started(SHARED)
     scaffolded = new_location(stack.root, NAME, "--team", "billing")
     assert scaffolded.returncode == 0, scaffolded.stderr
     locked = lock(stack.root, tmp_path_factory.mktemp("venv") / "venv")
@@ -78,7 +69,7 @@ def test_the_other_teams_saw_no_gap_no_failed_tick_no_lost_run_and_no_restart(st
         run = stack.wait_for_run(run_id, timeout=600)
         assert run["status"] == "SUCCESS", stack.failure_text(run)[-2000:]
     assert stack.failed_ticks(added["since"]) == []
-    assert started(stack) == added["before"]
+    assert stack.started(SHARED) == added["before"]
 
 
 def test_removing_it_again_stops_only_its_server(stack: Stack, added: dict) -> None:
@@ -90,4 +81,4 @@ def test_removing_it_again_stops_only_its_server(stack: Stack, added: dict) -> N
     assert f"stopped 1 server(s) of {NAME}" in retired.stdout and f"{stack.project}_{NAME}" in retired.stdout
     wait_for(lambda: NAME not in stack.locations() or None, timeout=30, what=f"{NAME} gone from the workspace")
     assert stack.all_locations_loaded(list(OTHERS))
-    assert started(stack) == added["before"]
+    assert stack.started(SHARED) == added["before"]

@@ -63,14 +63,6 @@ def step_time(log: str, text: str) -> float:
     raise RuntimeError(f"the deploy tool logged no step {text!r}:\n{log[-2000:]}")
 
 
-def started(stack: BenchStack) -> dict[str, str]:
-    out = {}
-    for service in SHARED:
-        container = stack.container_id(service)
-        out[service] = stack.docker("inspect", "--format", "{{.Id}} {{.State.StartedAt}}", container).stdout.strip()
-    return out
-
-
 class Round:
     """One shipment: gaps, failed ticks and lost runs around ``ship``, which returns its own timings."""
 
@@ -181,7 +173,7 @@ def measure(stack: BenchStack, repeat: int, per_location: int, venv: Path) -> li
 
 
 def add_location(stack: BenchStack, shipments: Round, venv: Path) -> list[Row]:
-    before = started(stack)
+    before = stack.started(SHARED)
     scaffolded = new_location(stack.root, NEW, "--team", "billing")
     if scaffolded.returncode:
         raise RuntimeError(scaffolded.stderr)
@@ -198,7 +190,7 @@ def add_location(stack: BenchStack, shipments: Round, venv: Path) -> list[Row]:
         return {"loaded": time.monotonic() - started_at}
 
     result = shipments(ship, [LOCATION, OTHER])
-    restarted = [service for service, state in started(stack).items() if before[service] != state]
+    restarted = [service for service, state in stack.started(SHARED).items() if before[service] != state]
     rows = [Row(Metric("add a third location (make new-location, make deploy): -> loaded", "s", [result["loaded"]]))]
     for key in (f"unavailable {LOCATION}", f"unavailable {OTHER}", "ticks failed", "runs lost"):
         rows.append(Row(Metric(f"  {key}", "s" if "unavailable" in key else "", [result[key]], "", 0.0)))

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from template_tools import codeowners, compose, kubernetes, locks, settings, workflows
-from template_tools.locations import ROOT, WORKSPACE, WorkspaceError, parse_workspace, read_locations
+from template_tools.locations import ROOT, WORKSPACE, WorkspaceError, parse_workspace, read_locations, read_source
 from template_tools.regions import RegionError
 
 #: The copy of workspace.yaml the stack mounts (a folder mount: see live_workspace).
@@ -36,32 +36,22 @@ ERRORS = (
 )
 
 
-def read(root: Path, path: str, sources: Mapping[str, str] | None = None) -> str:
-    """``path``'s text: from ``sources`` when it holds it (a change not yet written), else from disk."""
-    if sources and path in sources:
-        return sources[path]
-    try:
-        return (root / path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise WorkspaceError(f"{root / path} does not exist: is {root} the repository's root (--root)?") from None
-
-
 def outputs(root: Path, sources: Mapping[str, str] | None = None) -> dict[str, str]:
     """Every generated file's path (relative to ``root``) and its complete text.
 
     ``sources`` holds source files as they are about to be written (new-location and
     remove-location compute every change before they write the first one).
     """
-    locations = parse_workspace(read(root, WORKSPACE, sources))
-    compose_text = compose.render(root, read(root, compose.COMPOSE, sources), locations)
+    locations = parse_workspace(read_source(root, WORKSPACE, sources))
+    compose_text = compose.render(root, read_source(root, compose.COMPOSE, sources), locations)
     table = settings.read_table(root)
     defaults = settings.compose_defaults(compose_text)
     return {
-        LIVE_WORKSPACE: live_workspace(read(root, WORKSPACE, sources)),
+        LIVE_WORKSPACE: live_workspace(read_source(root, WORKSPACE, sources)),
         compose.COMPOSE: compose_text,
         settings.ENV_EXAMPLE: settings.env_example(table, defaults, locations),
         **kubernetes.generate(root, locations),
-        codeowners.CODEOWNERS: codeowners.render(read(root, codeowners.CODEOWNERS, sources), locations),
+        codeowners.CODEOWNERS: codeowners.render(read_source(root, codeowners.CODEOWNERS, sources), locations),
         **locks.pyprojects(root, locations, sources),
         **workflows.generate(locations),
     }

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,14 +114,19 @@ def parse_workspace(text: str, *, source: str = WORKSPACE) -> list[CodeLocation]
     return locations
 
 
+def read_source(root: Path, path: str, sources: Mapping[str, str] | None = None) -> str:
+    """``path``'s text: from ``sources`` when it holds it (a change not yet written), else from disk."""
+    if sources and path in sources:
+        return sources[path]
+    try:
+        return (root / path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise WorkspaceError(f"{root / path} does not exist: is {root} the repository's root (--root)?") from None
+
+
 def read_locations(root: Path = ROOT) -> list[CodeLocation]:
     """The code locations that ``root/workspace.yaml`` lists, each with its project folder checked."""
-    path = root / WORKSPACE
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise WorkspaceError(f"{path} does not exist: is {root} the repository's root?") from None
-    locations = parse_workspace(text)
+    locations = parse_workspace(read_source(root, WORKSPACE))
     for location in locations:
         if not (root / location.folder / "pyproject.toml").is_file():
             raise WorkspaceError(

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from template_tools.locations import ROOT, CodeLocation, WorkspaceError, read_locations
+from template_tools.locations import ROOT, CodeLocation, WorkspaceError, read_locations, read_source
 from template_tools.regions import RegionError, replace_region
 
 PYPROJECT = "pyproject.toml"
@@ -87,21 +87,12 @@ def pyprojects(
     root: Path, locations: Sequence[CodeLocation], sources: Mapping[str, str] | None = None
 ) -> dict[str, str]:
     """Each location's pyproject.toml with the current pins (``sources``: texts not yet written)."""
-    pin_list = pins(_read(root, PYPROJECT, sources))
+    pin_list = pins(read_source(root, PYPROJECT, sources))
     files = {}
     for location in locations:
         path = f"{location.folder}/{PYPROJECT}"
-        files[path] = render(_read(root, path, sources), pin_list, path=path)
+        files[path] = render(read_source(root, path, sources), pin_list, path=path)
     return files
-
-
-def _read(root: Path, path: str, sources: Mapping[str, str] | None = None) -> str:
-    if sources and path in sources:
-        return sources[path]
-    try:
-        return (root / path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise WorkspaceError(f"{root / path} does not exist: is {root} the repository's root (--root)?") from None
 
 
 def locked_versions(text: str, *, path: str) -> dict[str, set[str]]:
@@ -139,12 +130,12 @@ def _versions(found: set[str]) -> str:
 
 def mismatches(root: Path, locations: Sequence[CodeLocation]) -> list[Mismatch]:
     """Every pinned package a location's lock resolves to another version than the root lock."""
-    names = pinned_names(pins(_read(root, PYPROJECT)))
-    platform = locked_versions(_read(root, LOCK), path=LOCK)
+    names = pinned_names(pins(read_source(root, PYPROJECT)))
+    platform = locked_versions(read_source(root, LOCK), path=LOCK)
     found = []
     for location in locations:
         path = f"{location.folder}/{LOCK}"
-        ours = locked_versions(_read(root, path), path=path)
+        ours = locked_versions(read_source(root, path), path=path)
         for name in names:
             if name in ours and ours[name] != platform.get(name):
                 found.append(

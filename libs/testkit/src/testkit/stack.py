@@ -229,6 +229,11 @@ class Stack:
     def container_id(self, service: str) -> str:
         return self.compose("ps", "--quiet", service).stdout.strip()
 
+    def started(self, services: Sequence[str]) -> dict[str, str]:
+        """Each service's container id and start time: a restart or a recreate changes them."""
+        inspect = ("inspect", "--format", "{{.Id}} {{.State.StartedAt}}")
+        return {service: self.docker(*inspect, self.container_id(service)).stdout.strip() for service in services}
+
     def docker(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=300)
         if check and result.returncode != 0:
