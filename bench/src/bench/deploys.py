@@ -54,6 +54,10 @@ def change_code(stack: BenchStack) -> str:
     return add_marker(stack.root / "code_locations" / LOCATION / "src" / LOCATION / "definitions.py")
 
 
+#: The deploy tool's last step (template_tools.switch.reload_webserver).
+RELOADED = "the webserver shows the new release"
+
+
 def step_time(log: str, text: str) -> float:
     """When the deploy tool logged the step containing ``text``: seconds since the command started."""
     for line in log.splitlines():
@@ -106,7 +110,8 @@ def deploy(markers: list[str], stack: BenchStack) -> dict[str, float]:
     marker = change_code(stack)
     markers.append(marker)
     log, seconds = served(stack, "deploy", LOCATION, "--no-test", after="built release", marker=marker, present=True)
-    return {"build": step_time(log, "built release"), "served": seconds}
+    build = step_time(log, "built release")
+    return {"build": build, "served": seconds, "returned": step_time(log, RELOADED) - build}
 
 
 def recreate(markers: list[str], stack: BenchStack) -> dict[str, float]:
@@ -123,7 +128,8 @@ def recreate(markers: list[str], stack: BenchStack) -> dict[str, float]:
 
 def rollback(markers: list[str], stack: BenchStack) -> dict[str, float]:
     """Back to the release before the last deploy: its marker is gone."""
-    return {"served": served(stack, "rollback", LOCATION, after=None, marker=markers[-1], present=False)[1]}
+    log, seconds = served(stack, "rollback", LOCATION, after=None, marker=markers[-1], present=False)
+    return {"served": seconds, "returned": step_time(log, RELOADED)}
 
 
 def measure(stack: BenchStack, repeat: int, per_location: int, venv: Path) -> list[Row]:
@@ -160,12 +166,14 @@ def measure(stack: BenchStack, repeat: int, per_location: int, venv: Path) -> li
             Metric("", "s", b["served"]),
         )
     )
+    rows.append(Row(Metric("  switch -> make deploy returned (the webserver reloaded)", "s", a["returned"])))
     for key in (f"unavailable {LOCATION}", f"unavailable {OTHER}"):
         rows.append(Row(Metric(f"  {key} (polled every 0.1 s)", "s", a[key], "", 0.0), Metric("", "s", b[key])))
     for key in ("ticks failed", "runs lost"):
         rows.append(Row(Metric(f"  {key}", "", a[key], "", 0.0), Metric("", "", b[key])))
     r = samples["rollback"]
     rows.append(Row(Metric("make rollback: -> previous code served", "s", r["served"], "", SERVED_TARGET_S)))
+    rows.append(Row(Metric("  -> make rollback returned (the webserver reloaded)", "s", r["returned"])))
     for key in (f"unavailable {LOCATION}", f"unavailable {OTHER}", "ticks failed", "runs lost"):
         rows.append(Row(Metric(f"  {key}", "s" if "unavailable" in key else "", r[key], "", 0.0)))
     rows += add_location(stack, shipments, venv)
