@@ -54,7 +54,7 @@ def change_code(stack: BenchStack) -> str:
     return add_marker(stack.root / "code_locations" / LOCATION / "src" / LOCATION / "definitions.py")
 
 
-#: The deploy tool's last step (template_tools.switch.reload_webserver).
+#: The deploy tool's step once the old release drained (template_tools.switch.reload_webserver).
 RELOADED = "the webserver shows the new release"
 
 
@@ -111,7 +111,7 @@ def deploy(markers: list[str], stack: BenchStack) -> dict[str, float]:
     markers.append(marker)
     log, seconds = served(stack, "deploy", LOCATION, "--no-test", after="built release", marker=marker, present=True)
     build = step_time(log, "built release")
-    return {"build": build, "served": seconds, "returned": step_time(log, RELOADED) - build}
+    return {"build": build, "served": seconds, "reloaded": step_time(log, RELOADED) - build}
 
 
 def recreate(markers: list[str], stack: BenchStack) -> dict[str, float]:
@@ -129,7 +129,7 @@ def recreate(markers: list[str], stack: BenchStack) -> dict[str, float]:
 def rollback(markers: list[str], stack: BenchStack) -> dict[str, float]:
     """Back to the release before the last deploy: its marker is gone."""
     log, seconds = served(stack, "rollback", LOCATION, after=None, marker=markers[-1], present=False)
-    return {"served": seconds, "returned": step_time(log, RELOADED)}
+    return {"served": seconds, "reloaded": step_time(log, RELOADED)}
 
 
 def measure(stack: BenchStack, repeat: int, per_location: int, venv: Path) -> list[Row]:
@@ -166,14 +166,14 @@ def measure(stack: BenchStack, repeat: int, per_location: int, venv: Path) -> li
             Metric("", "s", b["served"]),
         )
     )
-    rows.append(Row(Metric("  switch -> make deploy returned (the webserver reloaded)", "s", a["returned"])))
+    rows.append(Row(Metric("  switch -> the deploy reloaded the webserver", "s", a["reloaded"])))
     for key in (f"unavailable {LOCATION}", f"unavailable {OTHER}"):
         rows.append(Row(Metric(f"  {key} (polled every 0.1 s)", "s", a[key], "", 0.0), Metric("", "s", b[key])))
     for key in ("ticks failed", "runs lost"):
         rows.append(Row(Metric(f"  {key}", "", a[key], "", 0.0), Metric("", "", b[key])))
     r = samples["rollback"]
     rows.append(Row(Metric("make rollback: -> previous code served", "s", r["served"], "", SERVED_TARGET_S)))
-    rows.append(Row(Metric("  -> make rollback returned (the webserver reloaded)", "s", r["returned"])))
+    rows.append(Row(Metric("  -> the rollback reloaded the webserver", "s", r["reloaded"])))
     for key in (f"unavailable {LOCATION}", f"unavailable {OTHER}", "ticks failed", "runs lost"):
         rows.append(Row(Metric(f"  {key}", "s" if "unavailable" in key else "", r[key], "", 0.0)))
     rows += add_location(stack, shipments, venv)

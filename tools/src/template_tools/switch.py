@@ -11,11 +11,11 @@ one live, without a moment when the location cannot be reached:
    asked to shut down, it stops accepting calls and finishes those in flight. Clients resolve
    the name to both while that happens, and gRPC moves on to the candidate when the old one
    refuses a connection.
-3. Compose's own container for the location is created from the new release (so `docker compose
-   up` and `ps` keep knowing it), and once it serves, the candidate drains the same way.
-4. The webserver loads the location again, now that only the new release answers: Dagster's own
+3. The webserver loads the location again, now that only the new release answers: Dagster's own
    watch would within seconds, but a refresh it began while both releases answered may mix their
    code. The reload is the deployer's (platform_services.webserver.reload), so it is audited.
+4. Compose's own container for the location is created from the new release (so `docker compose
+   up` and `ps` keep knowing it), and once it serves, the candidate drains the same way.
 """
 
 from __future__ import annotations
@@ -221,6 +221,7 @@ def switch(compose: Compose, location: Location, tag: str, log: Log, by: str) ->
     for container in old:
         drain(container)
     log.step("the previous release drained and stopped")
+    reload_webserver(compose, location, by, log)
     # Compose's own container, from the new release; then the candidate steps aside the same way.
     compose.run("up", "--detach", "--no-deps", "--no-build", location.name, timeout=300)
     [own] = [c.id for c in compose.containers(location.name) if not c.candidate and c.state == "running"] or [""]
@@ -229,7 +230,6 @@ def switch(compose: Compose, location: Location, tag: str, log: Log, by: str) ->
     wait_serving(own)
     drain(Container(candidate, candidate, "running", True))
     log.step("compose's container runs the new release")
-    reload_webserver(compose, location, by, log)
 
 
 def reload_webserver(compose: Compose, location: Location, by: str, log: Log) -> None:
