@@ -14,7 +14,8 @@ queued and the sensors run:
 
 For each: how long each location was unavailable (the webserver polled every 0.1 s:
 testkit.availability), the sensor and schedule ticks that failed, the runs that did not
-succeed, and the time from the switch (after the build) until the new code is served. Then a
+succeed, and the time from the switch (after the build) until the new code is served. The same
+again with no runs queued, where the runs' containers do not share the 2 cores. Then a
 third location is added with make new-location and make deploy while the other two have runs
 queued: their gaps, failed ticks, lost runs, and which shared services restarted.
 """
@@ -139,19 +140,7 @@ def measure(stack: BenchStack, repeat: int, per_location: int, venv: Path) -> li
         raise RuntimeError(record.stderr)
     stack.up(timeout=600)
     wait_for(stack.all_locations_loaded, timeout=180, what="every location loaded")
-    shipments = Round(stack, per_location)
-    both = [LOCATION, OTHER]
-    samples: dict[str, dict[str, list[float]]] = {"deploy": {}, "recreate": {}, "rollback": {}}
-    markers: list[str] = []
-    ways: dict[str, Callable[[list[str], BenchStack], dict[str, float]]] = {"deploy": deploy, "recreate": recreate}
-    for round_ in range(repeat):
-        for way in ("deploy", "recreate") if round_ % 2 == 0 else ("recreate", "deploy"):  # drift hits both alike
-            print(f"bench: {way} {round_ + 1}/{repeat} (load {load_average()})", file=sys.stderr, flush=True)
-            for key, value in shipments(functools.partial(ways[way], markers, stack), both).items():
-                samples[way].setdefault(key, []).append(value)
-            if way == "deploy":
-                for key, value in shipments(functools.partial(rollback, markers, stack), both).items():
-                    samples["rollback"].setdefault(key, []).append(value)
+    samples = ship_rounds(Round(stack, per_location), stack, repeat, "runs queued")
     rows = []
     a, b = samples["deploy"], samples["recreate"]
     rows.append(
@@ -176,8 +165,40 @@ def measure(stack: BenchStack, repeat: int, per_location: int, venv: Path) -> li
     rows.append(Row(Metric("  -> the rollback reloaded the webserver", "s", r["reloaded"])))
     for key in (f"unavailable {LOCATION}", f"unavailable {OTHER}", "ticks failed", "runs lost"):
         rows.append(Row(Metric(f"  {key}", "s" if "unavailable" in key else "", r[key], "", 0.0)))
-    rows += add_location(stack, shipments, venv)
+    quiet = ship_rounds(Round(stack, 0), stack, repeat, "no runs")
+    a, b, r = quiet["deploy"], quiet["recreate"], quiet["rollback"]
+    rows.append(
+        Row(
+            Metric("with no runs queued: switch -> new code served", "s", a["served"], "", SERVED_TARGET_S),
+            Metric("", "s", b["served"]),
+        )
+    )
+    rows.append(
+        Row(
+            Metric(f"  unavailable {LOCATION}", "s", a[f"unavailable {LOCATION}"], "", 0.0),
+            Metric("", "s", b[f"unavailable {LOCATION}"]),
+        )
+    )
+    rows.append(Row(Metric("  make rollback: -> previous code served", "s", r["served"], "", SERVED_TARGET_S)))
+    rows += add_location(stack, Round(stack, per_location), venv)
     return rows
+
+
+def ship_rounds(shipments: Round, stack: BenchStack, repeat: int, label: str) -> dict[str, dict[str, list[float]]]:
+    """``repeat`` deploys (each followed by a rollback) and recreates, alternating: their samples by way."""
+    samples: dict[str, dict[str, list[float]]] = {"deploy": {}, "recreate": {}, "rollback": {}}
+    markers: list[str] = []
+    ways: dict[str, Callable[[list[str], BenchStack], dict[str, float]]] = {"deploy": deploy, "recreate": recreate}
+    both = [LOCATION, OTHER]
+    for round_ in range(repeat):
+        for way in ("deploy", "recreate") if round_ % 2 == 0 else ("recreate", "deploy"):  # drift hits both alike
+            print(f"bench: {way} {round_ + 1}/{repeat}, {label} (load {load_average()})", file=sys.stderr, flush=True)
+            for key, value in shipments(functools.partial(ways[way], markers, stack), both).items():
+                samples[way].setdefault(key, []).append(value)
+            if way == "deploy":
+                for key, value in shipments(functools.partial(rollback, markers, stack), both).items():
+                    samples["rollback"].setdefault(key, []).append(value)
+    return samples
 
 
 def add_location(stack: BenchStack, shipments: Round, venv: Path) -> list[Row]:
