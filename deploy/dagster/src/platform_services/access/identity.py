@@ -9,7 +9,7 @@ a short expiry. A request that reaches the webserver any other way is refused.
     v1.<base64url(JSON)>.<base64url(HMAC-SHA256(key, "v1." + base64url(JSON)))>
 
 The JSON: ``{"user", "via", "teams": {team: role}, "admin", "exp"}``; ``via`` says how the
-person logged in (password, session, token, sso), for the audit log.
+person logged in (password, session, token, sso; deploy for a deploy's reload), for the audit log.
 """
 
 from __future__ import annotations
