@@ -233,7 +233,7 @@ def switch(compose: Compose, location: Location, tag: str, log: Log, by: str) ->
 
 
 def reload_webserver(compose: Compose, location: Location, by: str, log: Log) -> None:
-    """Have the webserver show the release that now serves alone (step 4 above)."""
+    """Have the webserver show the release that now serves alone (step 3 above)."""
     [webserver] = [c.id for c in compose.containers("webserver") if c.state == "running"] or [""]
     if not webserver:
         log.step("the webserver is not running: it loads the new release when it starts")

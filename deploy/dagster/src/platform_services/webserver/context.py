@@ -159,7 +159,7 @@ class TeamProcessContext(WorkspaceProcessContext):
                 log.exception("loading the changed workspace %s failed", self._workspace_file)
 
     def reload_code_location(self, name: str) -> None:
-        """Load the location's code again from its running server (the UI's Reload, a deploy's last step).
+        """Load the location's code again from its running server (the UI's Reload, a deploy's reload).
 
         Dagster would first ask the server to reload its code, which a `dagster api grpc` server
         cannot: it only logs that this is not supported. A new release is a new server.
