@@ -52,6 +52,13 @@ def metrics_health_url(env: Mapping[str, str]) -> str:
     return f"http://{host}:{env.get('METRICS_PORT', '9102')}/health"
 
 
+def webserver_url(env: Mapping[str, str]) -> str:
+    """The webserver's root, from its own WEBSERVER_HOST (the address it listens on), port and path prefix."""
+    host = env.get("WEBSERVER_HOST", "127.0.0.1")
+    prefix = env.get("DAGSTER_WEBSERVER_PATH_PREFIX", "").rstrip("/")
+    return f"http://{host}:{env.get('WEBSERVER_PORT', '3000')}{prefix}"
+
+
 def check_webserver(url: str, timeout: float = TIMEOUT_SECONDS, headers: Mapping[str, str] | None = None) -> str | None:
     """None when the webserver's /server_info answers 200 (``headers``: the identity it asks of every request)."""
     import urllib.request  # here: a code server's watchdog needs none of it (~3 MiB)
@@ -188,12 +195,10 @@ def main(argv: list[str]) -> int:
     if kind == "code-server":
         problem = check_code_server(int(os.environ.get("DAGSTER_GRPC_PORT", "4000")))
     elif kind == "webserver":
-        prefix = os.environ.get("DAGSTER_WEBSERVER_PATH_PREFIX", "").rstrip("/")
-        host = os.environ.get("WEBSERVER_HOST", "127.0.0.1")  # the address it listens on
-        port = os.environ.get("WEBSERVER_PORT", "3000")
         # Signed like a request through the gateway: the webserver answers nothing else (Kubernetes'
         # probes run this; compose's health check reads the watchdog's verdict).
-        problem = check_webserver(f"http://{host}:{port}{prefix}/server_info", headers=identity_headers("healthcheck"))
+        url = f"{webserver_url(os.environ)}/server_info"
+        problem = check_webserver(url, headers=identity_headers("healthcheck"))
     elif kind == "daemon":
         problem = check_daemon(float(os.environ.get("DAGSTER_DAEMON_HEARTBEAT_TOLERANCE", "90")))
     elif kind == "metrics":

@@ -107,13 +107,9 @@ def check_for(kind: str) -> Check:
 
         return code_server
     if kind == "webserver":
-        host = os.environ.get("WEBSERVER_HOST", "127.0.0.1")
-        url = f"http://{host}:{os.environ.get('WEBSERVER_PORT', '3000')}"
-        prefix = os.environ.get("DAGSTER_WEBSERVER_PATH_PREFIX", "").rstrip("/")
+        url = f"{healthcheck.webserver_url(os.environ)}/server_info"
         return _same(
-            lambda: healthcheck.check_webserver(
-                f"{url}{prefix}/server_info", TIMEOUT_SECONDS, healthcheck.identity_headers("watchdog")
-            )
+            lambda: healthcheck.check_webserver(url, TIMEOUT_SECONDS, healthcheck.identity_headers("watchdog"))
         )
     if kind == "daemon":
         tolerance = float(os.environ.get("DAGSTER_DAEMON_HEARTBEAT_TOLERANCE", "90"))

@@ -20,6 +20,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from platform_services import healthcheck
 from platform_services.access import identity
 from platform_services.access.identity import Identity, Role
 
@@ -65,12 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     if not key_file:
         print("reload: IDENTITY_KEY_FILE is not set: run this in the stack's webserver container", file=sys.stderr)
         return 2
-    host = os.environ.get("WEBSERVER_HOST", "127.0.0.1")
-    prefix = os.environ.get("DAGSTER_WEBSERVER_PATH_PREFIX", "").rstrip("/")
-    url = f"http://{host}:{os.environ.get('WEBSERVER_PORT', '3000')}{prefix}"
     who = Identity(args.by, "deploy", {args.team: Role.EDITOR})
     try:
-        server_id = reload(url, args.location, who, identity.read_key(Path(key_file)))
+        server_id = reload(healthcheck.webserver_url(os.environ), args.location, who, identity.read_key(Path(key_file)))
     except (ReloadError, identity.IdentityError, OSError) as error:
         print(f"reload: {error}", file=sys.stderr)
         return 1
