@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import psycopg2
 import pytest
 import sqlalchemy
 import yaml
@@ -489,3 +490,9 @@ def test_an_outage_longer_than_the_retries_fails_the_run_not_the_step_so_run_ret
     assert _count(events, DagsterEventType.STEP_FAILURE) == 0
     failure = next(e for e in events if e.dagster_event_type == DagsterEventType.RUN_FAILURE)
     assert "StorageUnavailableError" in str(failure.dagster_event.event_specific_data)  # type: ignore[union-attr]
+
+
+def test_a_lost_connection_is_transient_also_when_sqlalchemy_did_not_wrap_it() -> None:
+    # As raised from SQLAlchemy's connection setup (its isolation level) when Postgres was killed.
+    assert storage.is_transient(psycopg2.OperationalError("server closed the connection unexpectedly"))
+    assert not storage.is_transient(psycopg2.OperationalError("permission denied for table runs"))

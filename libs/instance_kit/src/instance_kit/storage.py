@@ -61,6 +61,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import dagster as dg
+import psycopg2
 import sqlalchemy
 import sqlalchemy.exc
 from dagster._config import process_config
@@ -147,6 +148,9 @@ def is_transient(error: BaseException | None) -> bool:
                 message = str(error.orig).lower()
                 return any(text in message for text in TRANSIENT_MESSAGES)
             return False  # IntegrityError, ProgrammingError, DataError...: genuine
+        if isinstance(error, psycopg2.OperationalError | psycopg2.InterfaceError):
+            # Raised unwrapped where SQLAlchemy sets up a connection (e.g. its isolation level).
+            return any(text in str(error).lower() for text in TRANSIENT_MESSAGES)
         error = error.__cause__  # e.g. dagster-postgres' "too many retries for DB connection"
     return False
 
